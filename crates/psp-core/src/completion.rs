@@ -1,0 +1,436 @@
+//! The completion orchestrator: from "the PSP says authorized" to "one Hantera payment,
+//! linked to the cart, and the cart completed", exactly once.
+//!
+//! Every step is safe to repeat after a crash at any point:
+//! 1. re-read the PSP (events arrive out of order) and the cart; a completed cart ends the
+//!    work;
+//! 2. the authorized amount and currency must equal the cart total, exactly;
+//! 3. the cart is claimed for this PSP payment (a unique row), so a second authorization
+//!    for the same cart is recognised as a double payment instead of completing twice;
+//! 4. the payment is found by external reference or created at an id derived from
+//!    (provider, PSP id), so a retried create answers `ALREADY_EXISTS`;
+//! 5. `createRelation` and `complete` go to the cart in one atomic batch; on an error the
+//!    cart is re-read, and completed means done.
+//!
+//! Architecture invariant: the payment exists and is linked before `complete` is sent.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::cart::CartState;
+use crate::money::Money;
+use crate::ports::{
+    CompletionState, CompletionUpdate, CreateOutcome, Hantera, HanteraError, NewJob, NewPayment,
+    SessionStatus, Store, StoreError,
+};
+use crate::provider::{Provider, ProviderError, PspStatus};
+
+/// The namespace of deterministic payment ids: v5(namespace, "{provider}:{psp_ref}").
+pub const PAYMENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_34a2_8f0e_4b4c_9a51_2f3b_7c11_d0e5);
+
+/// The Hantera payment id for a PSP payment; the same on every attempt.
+pub fn payment_id_for(provider: &str, psp_ref: &str) -> Uuid {
+    Uuid::new_v5(&PAYMENT_ID_NAMESPACE, format!("{provider}:{psp_ref}").as_bytes())
+}
+
+/// The job kind that voids a double payment at the PSP.
+pub const VOID_JOB: &str = "void";
+
+/// How a completion ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionOutcome {
+    /// The cart was completed now with this payment.
+    Completed {
+        /// The Hantera payment.
+        payment_id: Uuid,
+    },
+    /// The cart had been completed with this payment before.
+    AlreadyCompleted,
+    /// The PSP does not (yet) say authorized.
+    NotAuthorized {
+        /// The PSP status name.
+        status: &'static str,
+    },
+    /// The PSP payment failed or was cancelled; the session is closed.
+    PaymentEnded {
+        /// The PSP status name.
+        status: &'static str,
+    },
+    /// Not completed; recorded with the reason for a person to look at.
+    NeedsAttention {
+        /// Why.
+        reason: String,
+    },
+    /// The cart was paid by another payment; this one was recorded (and a void scheduled
+    /// when the provider can void).
+    DoublePayment {
+        /// Whether a void was scheduled.
+        void_scheduled: bool,
+    },
+}
+
+impl CompletionOutcome {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CompletionOutcome::Completed { .. } => "completed",
+            CompletionOutcome::AlreadyCompleted => "already_completed",
+            CompletionOutcome::NotAuthorized { .. } => "not_authorized",
+            CompletionOutcome::PaymentEnded { .. } => "payment_ended",
+            CompletionOutcome::NeedsAttention { .. } => "needs_attention",
+            CompletionOutcome::DoublePayment { .. } => "double_payment",
+        }
+    }
+}
+
+/// Why a completion could not finish now.
+#[derive(Debug, thiserror::Error)]
+pub enum CompletionError {
+    /// Try again later (Hantera or the PSP did not answer, the store failed).
+    #[error("temporarily failed: {0}")]
+    Transient(String),
+    /// Trying again will not help.
+    #[error("failed: {0}")]
+    Permanent(String),
+}
+
+impl CompletionError {
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CompletionError::Transient(_))
+    }
+}
+
+impl From<StoreError> for CompletionError {
+    fn from(e: StoreError) -> Self {
+        CompletionError::Transient(e.to_string())
+    }
+}
+
+impl From<HanteraError> for CompletionError {
+    fn from(e: HanteraError) -> Self {
+        if e.is_transient() {
+            CompletionError::Transient(e.to_string())
+        } else {
+            CompletionError::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<ProviderError> for CompletionError {
+    fn from(e: ProviderError) -> Self {
+        if e.is_transient() {
+            CompletionError::Transient(e.to_string())
+        } else {
+            CompletionError::Permanent(e.to_string())
+        }
+    }
+}
+
+const LOCK_STRIPES: usize = 64;
+
+/// Runs completions against Hantera and the store.
+pub struct Completer {
+    hantera: Arc<dyn Hantera>,
+    store: Arc<dyn Store>,
+    // Striped per-cart locks. They only spare Hantera needless racing calls inside one
+    // process; correctness across processes comes from the cart claim and Hantera's
+    // atomic batch.
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Completer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completer").finish_non_exhaustive()
+    }
+}
+
+struct Ctx<'a> {
+    provider: &'a dyn Provider,
+    psp_ref: &'a str,
+    cart_id: Uuid,
+}
+
+impl Completer {
+    /// A completer over the given ports.
+    pub fn new(hantera: Arc<dyn Hantera>, store: Arc<dyn Store>) -> Self {
+        Self {
+            hantera,
+            store,
+            locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    /// Completes the cart of PSP payment `psp_ref` if the PSP says it is authorized.
+    pub async fn complete(
+        &self,
+        provider: &dyn Provider,
+        psp_ref: &str,
+    ) -> Result<CompletionOutcome, CompletionError> {
+        let id = provider.id();
+        // A final record answers repeats without calling anyone.
+        if let Some(done) = self.store.completion(id, psp_ref).await? {
+            match done.state {
+                CompletionState::Completed => return Ok(CompletionOutcome::AlreadyCompleted),
+                CompletionState::DoublePayment => {
+                    return Ok(CompletionOutcome::DoublePayment {
+                        void_scheduled: provider.capabilities().void,
+                    })
+                }
+                _ => {}
+            }
+        }
+
+        let payment = provider.fetch(psp_ref).await?;
+        let amount = match &payment.status {
+            PspStatus::Pending => {
+                return Ok(CompletionOutcome::NotAuthorized { status: "pending" })
+            }
+            ended @ (PspStatus::Failed { .. } | PspStatus::Canceled) => {
+                let status = if matches!(ended, PspStatus::Canceled) {
+                    SessionStatus::Canceled
+                } else {
+                    SessionStatus::Failed
+                };
+                self.store.set_session_status(id, psp_ref, status).await?;
+                return Ok(CompletionOutcome::PaymentEnded {
+                    status: ended.name(),
+                });
+            }
+            PspStatus::Authorized { amount } | PspStatus::Captured { amount } => *amount,
+        };
+        let cart_id = match payment.cart_id {
+            Some(c) => c,
+            None => match self.store.session_by_ref(id, psp_ref).await? {
+                Some(s) => s.cart_id,
+                None => {
+                    return Err(CompletionError::Permanent(format!(
+                        "PSP payment {psp_ref} names no cart and no session holds it"
+                    )))
+                }
+            },
+        };
+
+        let stripe = cart_id.as_u128() as usize % LOCK_STRIPES;
+        let _guard = self.locks[stripe].lock().await;
+        let ctx = Ctx {
+            provider,
+            psp_ref,
+            cart_id,
+        };
+        self.complete_locked(&ctx, amount).await
+    }
+
+    async fn complete_locked(
+        &self,
+        ctx: &Ctx<'_>,
+        amount: Money,
+    ) -> Result<CompletionOutcome, CompletionError> {
+        let current = self
+            .advance(ctx, CompletionState::Started, None, None)
+            .await?;
+        if current.state == CompletionState::Completed {
+            return Ok(CompletionOutcome::AlreadyCompleted);
+        }
+
+        let Some(cart) = self.hantera.get_cart(ctx.cart_id).await? else {
+            return self
+                .attention(ctx, format!("cart {} does not exist in Hantera", ctx.cart_id))
+                .await;
+        };
+        match cart.cart_state {
+            CartState::Open => {}
+            CartState::Completed => return self.already_completed(ctx).await,
+            CartState::Rejected => {
+                return self.double_payment(ctx, "the cart was rejected").await;
+            }
+        }
+
+        // Integrity: exactly the cart's total, in the cart's currency, or nothing.
+        let total = match cart.total() {
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .attention(ctx, format!("the cart total cannot be paid: {e}"))
+                    .await
+            }
+        };
+        if total != amount {
+            return self
+                .attention(
+                    ctx,
+                    format!("authorized {amount} but the cart total is {total}"),
+                )
+                .await;
+        }
+
+        let claim = self
+            .store
+            .claim_cart(ctx.cart_id, ctx.provider.id(), ctx.psp_ref)
+            .await?;
+        if claim.provider != ctx.provider.id() || claim.psp_ref != ctx.psp_ref {
+            return self
+                .double_payment(
+                    ctx,
+                    &format!(
+                        "the cart is being completed by {} payment {}",
+                        claim.provider, claim.psp_ref
+                    ),
+                )
+                .await;
+        }
+
+        let payment_id = self.find_or_create_payment(ctx, amount).await?;
+        self.advance(ctx, CompletionState::PaymentCreated, Some(payment_id), None)
+            .await?;
+
+        match self.hantera.link_and_complete(ctx.cart_id, payment_id).await {
+            Ok(()) => {}
+            Err(err) => {
+                // The batch may have been applied even though we saw an error (a lost
+                // answer), or another worker may have completed it: re-read.
+                let cart = self.hantera.get_cart(ctx.cart_id).await?;
+                match cart.map(|c| c.cart_state) {
+                    Some(CartState::Completed) => {}
+                    _ if err.is_transient() => return Err(err.into()),
+                    _ => {
+                        return self
+                            .attention(ctx, format!("Hantera refused to complete the cart: {err}"))
+                            .await
+                    }
+                }
+            }
+        }
+        self.advance(ctx, CompletionState::Completed, Some(payment_id), None)
+            .await?;
+        self.store
+            .set_session_status(ctx.provider.id(), ctx.psp_ref, SessionStatus::Completed)
+            .await?;
+        tracing::info!(provider = ctx.provider.id(), psp_ref = ctx.psp_ref, cart_id = %ctx.cart_id, %payment_id, "cart completed");
+        Ok(CompletionOutcome::Completed { payment_id })
+    }
+
+    async fn find_or_create_payment(
+        &self,
+        ctx: &Ctx<'_>,
+        amount: Money,
+    ) -> Result<Uuid, CompletionError> {
+        if let Some(found) = self.hantera.find_payment(ctx.psp_ref).await? {
+            return Ok(found.payment_id);
+        }
+        let payment_id = payment_id_for(ctx.provider.id(), ctx.psp_ref);
+        let new = NewPayment {
+            provider_key: ctx.provider.id().to_string(),
+            external_reference: ctx.psp_ref.to_string(),
+            amount,
+            authorization_number: ctx.psp_ref.to_string(),
+            payment_number_prefix: ctx.provider.payment_number_prefix().to_string(),
+        };
+        match self.hantera.create_payment(payment_id, &new).await? {
+            CreateOutcome::Created | CreateOutcome::AlreadyExists => Ok(payment_id),
+            CreateOutcome::DuplicateExternalReference => {
+                // Someone created it at another id; that one is the payment.
+                match self.hantera.find_payment(ctx.psp_ref).await? {
+                    Some(found) => Ok(found.payment_id),
+                    None => Err(CompletionError::Transient(format!(
+                        "Hantera says external reference {} is in use but cannot find it",
+                        ctx.psp_ref
+                    ))),
+                }
+            }
+        }
+    }
+
+    async fn already_completed(&self, ctx: &Ctx<'_>) -> Result<CompletionOutcome, CompletionError> {
+        let ours = self
+            .store
+            .cart_claim(ctx.cart_id)
+            .await?
+            .is_some_and(|c| c.provider == ctx.provider.id() && c.psp_ref == ctx.psp_ref);
+        if ours {
+            // We completed it before and crashed (or lost the answer) before recording.
+            let payment_id = self
+                .hantera
+                .find_payment(ctx.psp_ref)
+                .await?
+                .map(|p| p.payment_id);
+            self.advance(ctx, CompletionState::Completed, payment_id, None)
+                .await?;
+            self.store
+                .set_session_status(ctx.provider.id(), ctx.psp_ref, SessionStatus::Completed)
+                .await?;
+            return Ok(CompletionOutcome::AlreadyCompleted);
+        }
+        self.double_payment(ctx, "the cart was already completed by another payment")
+            .await
+    }
+
+    async fn double_payment(
+        &self,
+        ctx: &Ctx<'_>,
+        why: &str,
+    ) -> Result<CompletionOutcome, CompletionError> {
+        let can_void = ctx.provider.capabilities().void;
+        if can_void {
+            // The void is durable work of its own, so a crash here cannot lose it.
+            self.store
+                .enqueue(NewJob {
+                    kind: VOID_JOB.into(),
+                    dedupe_key: format!("void:{}:{}", ctx.provider.id(), ctx.psp_ref),
+                    cart_id: Some(ctx.cart_id),
+                    payload: serde_json::json!({
+                        "provider": ctx.provider.id(),
+                        "psp_ref": ctx.psp_ref,
+                    }),
+                    max_attempts: 20,
+                })
+                .await?;
+        }
+        let reason = format!(
+            "double payment: {why}; {}",
+            if can_void {
+                "a void is scheduled at the PSP"
+            } else {
+                "the provider cannot void: refund it by hand"
+            }
+        );
+        tracing::warn!(provider = ctx.provider.id(), psp_ref = ctx.psp_ref, cart_id = %ctx.cart_id, %reason, "double payment");
+        self.advance(ctx, CompletionState::DoublePayment, None, Some(reason))
+            .await?;
+        Ok(CompletionOutcome::DoublePayment {
+            void_scheduled: can_void,
+        })
+    }
+
+    async fn attention(
+        &self,
+        ctx: &Ctx<'_>,
+        reason: String,
+    ) -> Result<CompletionOutcome, CompletionError> {
+        tracing::warn!(provider = ctx.provider.id(), psp_ref = ctx.psp_ref, cart_id = %ctx.cart_id, %reason, "completion needs attention");
+        self.advance(ctx, CompletionState::NeedsAttention, None, Some(reason.clone()))
+            .await?;
+        Ok(CompletionOutcome::NeedsAttention { reason })
+    }
+
+    async fn advance(
+        &self,
+        ctx: &Ctx<'_>,
+        state: CompletionState,
+        payment_id: Option<Uuid>,
+        reason: Option<String>,
+    ) -> Result<crate::ports::Completion, CompletionError> {
+        Ok(self
+            .store
+            .advance_completion(CompletionUpdate {
+                provider: ctx.provider.id().to_string(),
+                psp_ref: ctx.psp_ref.to_string(),
+                cart_id: ctx.cart_id,
+                state,
+                payment_id,
+                reason,
+            })
+            .await?)
+    }
+}

@@ -1,0 +1,30 @@
+//! The core of psp-gateway: money, the provider contract and registry, webhook signature
+//! verification, the completion orchestrator, and the ports (traits) through which it
+//! reaches Hantera and the store.
+//!
+//! Architecture invariant: this crate depends on no adapter. It knows no HTTP client, no
+//! database and no particular PSP.
+
+pub mod cart;
+pub mod completion;
+pub mod money;
+pub mod ports;
+pub mod provider;
+mod secret;
+pub mod signature;
+
+pub use cart::{CartItem, CartState, RenderedCart};
+pub use completion::{payment_id_for, Completer, CompletionError, CompletionOutcome};
+pub use money::{Currency, Money, MoneyError};
+pub use provider::{
+    Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
+    ExistingSession, ParsedEvent, Provider, ProviderContext, ProviderError, ProviderRegistration,
+    PspPayment, PspStatus, Registry, RegistryError, VerifiedEvent, WebhookDelivery, WebhookError,
+};
+pub use secret::Secret;
+pub use signature::{SignatureVerifier, VerifiedBody, VerifyError};
+
+/// Re-exported so that every provider registers with the same `inventory` version.
+pub use inventory;
+/// Re-exported for providers' signatures.
+pub use async_trait::async_trait;

@@ -1,0 +1,520 @@
+//! The `Provider` trait every PSP adapter implements, and the registry that finds the
+//! compiled-in adapters through `inventory`.
+//!
+//! Architecture invariant: nothing outside a provider crate names a provider. The gateway
+//! looks adapters up by the `{provider}` path segment in a [`Registry`]; a new PSP is a new
+//! crate with one `inventory::submit!`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::cart::RenderedCart;
+use crate::money::Money;
+use crate::signature::{VerifiedBody, VerifyError};
+
+/// What a provider can do beyond checkout and completion. The job machinery asks before
+/// it schedules work, instead of calling and failing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Captures an authorization on request (`OnPaymentCapture`).
+    pub capture: bool,
+    /// Captures less than the authorized amount.
+    pub partial_capture: bool,
+    /// Releases an authorization (used for double payments).
+    pub void: bool,
+    /// Changes the amount of an open session when the cart changes.
+    pub update_amount: bool,
+    /// Signs its webhooks (otherwise a webhook is only a hint to re-read the PSP).
+    pub signed_webhooks: bool,
+}
+
+/// Errors of a provider adapter. The split between `Rejected` and `Transient` decides
+/// whether work is retried: a definite answer is never retried, an ambiguous one is,
+/// with the same idempotency key.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The PSP answered with a definite refusal (4xx, a decline).
+    #[error("rejected by the PSP: {code}: {message}")]
+    Rejected {
+        /// The PSP's error code.
+        code: String,
+        /// The PSP's message.
+        message: String,
+    },
+    /// No answer, a timeout, a reset or a 5xx: the operation may or may not have happened.
+    #[error("PSP unavailable: {0}")]
+    Transient(String),
+    /// The PSP does not know the object.
+    #[error("not found at the PSP: {0}")]
+    NotFound(String),
+    /// The session can no longer be changed (for example it is already authorized).
+    #[error("the PSP session can no longer change: {0}")]
+    Locked(String),
+    /// The request from the storefront is not what this provider needs.
+    #[error("bad checkout request: {0}")]
+    BadRequest(String),
+    /// The provider's configuration is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The provider does not support the operation.
+    #[error("not supported by this provider: {0}")]
+    Unsupported(&'static str),
+}
+
+impl ProviderError {
+    /// Whether retrying (with the same idempotency key) may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::Transient(_))
+    }
+}
+
+/// A session the gateway already holds for the cart.
+#[derive(Debug, Clone)]
+pub struct ExistingSession {
+    /// The PSP's id of the payment.
+    pub psp_ref: String,
+    /// The amount the session was made or last updated for.
+    pub amount: Money,
+    /// What was handed to the storefront.
+    pub client: serde_json::Value,
+}
+
+/// A request to start or reuse a PSP session.
+#[derive(Debug)]
+pub struct CheckoutRequest<'a> {
+    /// The cart as Hantera renders it now.
+    pub cart: &'a RenderedCart,
+    /// The cart total, exactly.
+    pub amount: Money,
+    /// The storefront's JSON body (return URLs and the like).
+    pub body: &'a serde_json::Value,
+    /// The session already held for this cart, when there is one.
+    pub existing: Option<&'a ExistingSession>,
+    /// The idempotency key for creating the session, persisted before this call.
+    pub idempotency_key: &'a str,
+    /// Where the PSP should send webhooks for this provider.
+    pub webhook_url: &'a str,
+}
+
+/// A started (or reused) session.
+#[derive(Debug, Clone)]
+pub struct CheckoutSession {
+    /// The PSP's id of the payment.
+    pub psp_ref: String,
+    /// The amount the PSP holds.
+    pub amount: Money,
+    /// What the storefront needs, e.g. `{redirectUrl}` or `{clientSecret}`.
+    pub client: serde_json::Value,
+}
+
+/// What a PSP says about one of its payments, read with our own credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PspStatus {
+    /// The customer has not finished.
+    Pending,
+    /// Money is reserved and can be captured.
+    Authorized {
+        /// The amount authorized (capturable).
+        amount: Money,
+    },
+    /// Money was taken already (automatic capture).
+    Captured {
+        /// The amount received.
+        amount: Money,
+    },
+    /// The payment failed or was declined.
+    Failed {
+        /// The PSP's reason.
+        reason: String,
+    },
+    /// The payment was cancelled or expired.
+    Canceled,
+}
+
+impl PspStatus {
+    /// The amount the customer has authorized, when the payment is authorized or captured.
+    pub fn authorized_amount(&self) -> Option<Money> {
+        match self {
+            PspStatus::Authorized { amount } | PspStatus::Captured { amount } => Some(*amount),
+            _ => None,
+        }
+    }
+
+    /// A short name for records and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PspStatus::Pending => "pending",
+            PspStatus::Authorized { .. } => "authorized",
+            PspStatus::Captured { .. } => "captured",
+            PspStatus::Failed { .. } => "failed",
+            PspStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// A PSP payment as re-read from the PSP.
+#[derive(Debug, Clone)]
+pub struct PspPayment {
+    /// The PSP's id.
+    pub psp_ref: String,
+    /// The cart the payment was made for, as recorded at the PSP.
+    pub cart_id: Option<Uuid>,
+    /// Its status.
+    pub status: PspStatus,
+}
+
+/// A capture to perform at the PSP.
+#[derive(Debug, Clone)]
+pub struct CaptureRequest<'a> {
+    /// The PSP's payment id.
+    pub psp_ref: &'a str,
+    /// Exactly what Hantera asked to capture.
+    pub amount: Money,
+    /// Persisted before the first attempt and reused on every retry.
+    pub idempotency_key: &'a str,
+}
+
+/// A capture done at the PSP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureDone {
+    /// The PSP's id of the capture (the transaction reference for Hantera).
+    pub psp_capture_id: String,
+}
+
+/// One incoming webhook delivery, as received.
+#[derive(Debug)]
+pub struct WebhookDelivery<'a> {
+    /// The request headers.
+    pub headers: &'a http::HeaderMap,
+    /// The raw body bytes, never re-serialised.
+    pub body: &'a [u8],
+    /// The raw query string.
+    pub query: Option<&'a str>,
+    /// The time to check the signature's age against.
+    pub now: SystemTime,
+}
+
+/// Why a webhook delivery was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The signature did not verify (HTTP 401).
+    #[error("signature verification failed: {0}")]
+    Signature(#[from] VerifyError),
+    /// Verified, but the body is not what the PSP sends (HTTP 400).
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+}
+
+/// What a verified event asks the gateway to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// The PSP says a payment is authorized: complete its cart (after re-reading the PSP).
+    Authorized {
+        /// The PSP's payment id.
+        psp_ref: String,
+    },
+    /// The payment failed.
+    Failed {
+        /// The PSP's payment id.
+        psp_ref: String,
+    },
+    /// The payment was cancelled.
+    Canceled {
+        /// The PSP's payment id.
+        psp_ref: String,
+    },
+    /// Verified but not used by the gateway; answered 200 and not acted on.
+    Other,
+}
+
+impl EventKind {
+    /// The PSP payment the event concerns, if any.
+    pub fn psp_ref(&self) -> Option<&str> {
+        match self {
+            EventKind::Authorized { psp_ref }
+            | EventKind::Failed { psp_ref }
+            | EventKind::Canceled { psp_ref } => Some(psp_ref),
+            EventKind::Other => None,
+        }
+    }
+}
+
+/// An event parsed from a verified body. A provider fills this in; it becomes a
+/// [`VerifiedEvent`] only together with the [`VerifiedBody`] it came from.
+#[derive(Debug, Clone)]
+pub struct ParsedEvent {
+    /// The PSP's unique event id (deduplication key).
+    pub event_id: String,
+    /// The PSP's event type, for logs and records.
+    pub event_type: String,
+    /// What to do.
+    pub kind: EventKind,
+}
+
+/// An event whose origin was proven. It can only be built from a [`VerifiedBody`], which
+/// only the signature verifier builds, so holding one means verification happened.
+#[derive(Debug, Clone)]
+pub struct VerifiedEvent {
+    event_id: String,
+    event_type: String,
+    kind: EventKind,
+}
+
+impl VerifiedEvent {
+    /// Parses a verified body into an event.
+    pub fn parse(
+        body: VerifiedBody<'_>,
+        parse: impl FnOnce(&[u8]) -> Result<ParsedEvent, String>,
+    ) -> Result<Self, WebhookError> {
+        let parsed = parse(body.bytes()).map_err(WebhookError::Malformed)?;
+        if parsed.event_id.trim().is_empty() {
+            return Err(WebhookError::Malformed("event id is empty".into()));
+        }
+        Ok(Self {
+            event_id: parsed.event_id,
+            event_type: parsed.event_type,
+            kind: parsed.kind,
+        })
+    }
+
+    /// The PSP's event id.
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+
+    /// The PSP's event type.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// What the event asks for.
+    pub fn kind(&self) -> &EventKind {
+        &self.kind
+    }
+}
+
+/// A PSP adapter.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The id used in URLs and as Hantera's `providerKey`.
+    fn id(&self) -> &'static str;
+
+    /// What this provider supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The prefix of Hantera payment numbers (`generatePaymentNumberByPrefix`).
+    fn payment_number_prefix(&self) -> &str;
+
+    /// Starts a session for the cart, or brings `existing` up to date.
+    async fn checkout(&self, req: CheckoutRequest<'_>) -> Result<CheckoutSession, ProviderError>;
+
+    /// Verifies a webhook on its raw bytes and says what it asks for.
+    fn verify_webhook(&self, delivery: &WebhookDelivery<'_>) -> Result<VerifiedEvent, WebhookError>;
+
+    /// Re-reads a payment from the PSP with our own credentials.
+    async fn fetch(&self, psp_ref: &str) -> Result<PspPayment, ProviderError>;
+
+    /// Captures at the PSP. Reusing `idempotency_key` must never capture twice.
+    async fn capture(&self, req: CaptureRequest<'_>) -> Result<CaptureDone, ProviderError>;
+
+    /// Releases an authorization (a double payment).
+    async fn void(&self, psp_ref: &str, idempotency_key: &str) -> Result<(), ProviderError>;
+
+    /// Extra routes the provider serves inside the gateway (hosted pages, callbacks),
+    /// mounted at the root. None by default.
+    fn routes(&self) -> Option<axum::Router> {
+        None
+    }
+}
+
+/// What a provider's constructor receives.
+#[derive(Debug)]
+pub struct ProviderContext<'a> {
+    /// The provider's id.
+    pub id: &'static str,
+    /// The provider's table from the config file, as JSON.
+    pub config: &'a serde_json::Value,
+    /// The gateway's public base URL (no trailing slash), for URLs handed to PSPs.
+    pub public_url: &'a str,
+}
+
+/// The constructor type of a provider.
+pub type BuildFn = fn(&ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError>;
+
+/// A compiled-in provider. Each provider crate submits one at item level:
+///
+/// ```text
+/// psp_core::inventory::submit! {
+///     psp_core::ProviderRegistration { id: "mock", build: build_mock }
+/// }
+/// ```
+pub struct ProviderRegistration {
+    /// The id, unique among compiled-in providers.
+    pub id: &'static str,
+    /// Builds the adapter from its config table.
+    pub build: BuildFn,
+}
+
+inventory::collect!(ProviderRegistration);
+
+/// Why the registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Two crates registered the same id.
+    #[error("provider id {0:?} is registered twice")]
+    Duplicate(&'static str),
+    /// The config enables a provider that is not compiled in.
+    #[error("provider {0:?} is configured but not compiled in (compiled in: {1})")]
+    NotCompiledIn(String, String),
+    /// A provider refused its configuration.
+    #[error("provider {id:?}: {source}")]
+    Build {
+        /// The provider.
+        id: String,
+        /// Its error.
+        source: ProviderError,
+    },
+}
+
+fn compiled_in_map(
+    registrations: impl IntoIterator<Item = &'static ProviderRegistration>,
+) -> Result<BTreeMap<&'static str, &'static ProviderRegistration>, RegistryError> {
+    let mut map = BTreeMap::new();
+    for reg in registrations {
+        if map.insert(reg.id, reg).is_some() {
+            return Err(RegistryError::Duplicate(reg.id));
+        }
+    }
+    Ok(map)
+}
+
+/// The enabled providers, sorted by id.
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.providers.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// The ids of every compiled-in provider, sorted.
+    pub fn compiled_in() -> Result<Vec<&'static str>, RegistryError> {
+        Ok(compiled_in_map(inventory::iter::<ProviderRegistration>)?
+            .into_keys()
+            .collect())
+    }
+
+    /// Builds the providers that have a table in the config. Fails fast on a duplicate
+    /// registration, on a configured id that is not compiled in, and on a provider that
+    /// refuses its config.
+    pub fn build(
+        configured: &BTreeMap<String, serde_json::Value>,
+        public_url: &str,
+    ) -> Result<Self, RegistryError> {
+        Self::build_from(inventory::iter::<ProviderRegistration>, configured, public_url)
+    }
+
+    fn build_from(
+        registrations: impl IntoIterator<Item = &'static ProviderRegistration>,
+        configured: &BTreeMap<String, serde_json::Value>,
+        public_url: &str,
+    ) -> Result<Self, RegistryError> {
+        let available = compiled_in_map(registrations)?;
+        let mut providers = BTreeMap::new();
+        for (id, table) in configured {
+            let reg = available.get(id.as_str()).ok_or_else(|| {
+                RegistryError::NotCompiledIn(
+                    id.clone(),
+                    available.keys().copied().collect::<Vec<_>>().join(", "),
+                )
+            })?;
+            let ctx = ProviderContext {
+                id: reg.id,
+                config: table,
+                public_url: public_url.trim_end_matches('/'),
+            };
+            let provider = (reg.build)(&ctx).map_err(|source| RegistryError::Build {
+                id: id.clone(),
+                source,
+            })?;
+            providers.insert(reg.id, provider);
+        }
+        Ok(Self { providers })
+    }
+
+    /// A registry of the given adapters (tests, embedding).
+    pub fn from_providers(list: impl IntoIterator<Item = Arc<dyn Provider>>) -> Self {
+        Self {
+            providers: list.into_iter().map(|p| (p.id(), p)).collect(),
+        }
+    }
+
+    /// The adapter for `id`, if enabled.
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(id)
+    }
+
+    /// The enabled ids, sorted.
+    pub fn ids(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.providers.keys().copied()
+    }
+
+    /// The enabled adapters, sorted by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.providers.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refuse(_: &ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError> {
+        Err(ProviderError::Config("webhook_secret is missing".into()))
+    }
+
+    static A: ProviderRegistration = ProviderRegistration {
+        id: "alpha",
+        build: refuse,
+    };
+    static A2: ProviderRegistration = ProviderRegistration {
+        id: "alpha",
+        build: refuse,
+    };
+
+    #[test]
+    fn a_duplicate_registration_fails_fast() {
+        let err = Registry::build_from([&A, &A2], &BTreeMap::new(), "http://x").unwrap_err();
+        assert!(matches!(err, RegistryError::Duplicate("alpha")));
+    }
+
+    #[test]
+    fn a_configured_provider_that_is_not_compiled_in_fails_fast() {
+        let mut configured = BTreeMap::new();
+        configured.insert("paypal".to_string(), serde_json::json!({}));
+        let err = Registry::build_from([&A], &configured, "http://x").unwrap_err();
+        assert!(err.to_string().contains("paypal"), "{err}");
+    }
+
+    #[test]
+    fn a_provider_refusing_its_config_fails_the_build() {
+        let mut configured = BTreeMap::new();
+        configured.insert("alpha".to_string(), serde_json::json!({}));
+        let err = Registry::build_from([&A], &configured, "http://x").unwrap_err();
+        assert!(err.to_string().contains("webhook_secret"), "{err}");
+    }
+
+    #[test]
+    fn unconfigured_providers_are_not_enabled() {
+        let reg = Registry::build_from([&A], &BTreeMap::new(), "http://x").unwrap();
+        assert_eq!(reg.ids().count(), 0);
+    }
+}
