@@ -1,0 +1,342 @@
+//! Helpers for the end-to-end tests: start the real `psp-gateway` binary (as a gateway and
+//! as a stand-alone sandbox), talk to it over HTTP, kill it, and wait for conditions.
+//!
+//! The binary is found next to the test executable's target folder (`target/<profile>/`),
+//! or at `PSP_GATEWAY_BIN`. The README's test command builds it before the tests run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use psp_core::Secret;
+use serde_json::{json, Value};
+
+/// The webhook secret the sandbox's mock PSP signs with, when no other is configured.
+pub const MOCK_SECRET: &str = "whsec_mock_sandbox";
+/// The admin token of test gateways.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+/// The payment number prefix of test gateways.
+pub const PREFIX: &str = "E2E-";
+
+/// The path of the `psp-gateway` binary.
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("PSP_GATEWAY_BIN") {
+        return PathBuf::from(p);
+    }
+    // The test executable lives in target/<profile>/deps/; the binary in target/<profile>/.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let bin = dir.join("psp-gateway");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p gateway` first (the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A child process killed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Kills the process with SIGKILL, as a crash would, and waits for it to die.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+/// Spawns a command and waits for the line that starts with `marker` (then its URL).
+pub fn spawn_with(mut cmd: Command, marker: &str) -> Proc {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("spawn psp-gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let marker = marker.to_string();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some(url) = line.strip_prefix(&marker) {
+                    let _ = tx.send(url.trim().to_string());
+                    sent = true;
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(url) => Proc { child, url },
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            panic!("psp-gateway did not report its address (exit: {status:?})");
+        }
+    }
+}
+
+/// Starts `psp-gateway sandbox` on a free port.
+pub fn start_sandbox() -> Proc {
+    let mut cmd = Command::new(binary());
+    cmd.args(["sandbox", "--listen", "127.0.0.1:0"]);
+    spawn_with(cmd, "psp-gateway sandbox listening on ")
+}
+
+/// A gateway's files: its config and its database live in one temporary folder, so a
+/// restarted gateway finds its state again.
+#[derive(Debug)]
+pub struct GatewayFiles {
+    dir: tempfile::TempDir,
+}
+
+impl GatewayFiles {
+    /// A config pointing at `sandbox` with the mock provider, plus `extra` TOML lines.
+    pub fn new(sandbox_url: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("gateway.db");
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_token = "{ADMIN_TOKEN}"
+body_limit_bytes = 65536
+
+[store]
+url = "sqlite://{db}"
+
+[hantera]
+base_url = "{sandbox_url}"
+client_id = "psp-gateway"
+client_secret = "sandbox-secret"
+timeout_ms = 3000
+
+[worker]
+poll_interval_ms = 100
+base_backoff_ms = 50
+max_backoff_ms = 1000
+
+[providers.mock]
+webhook_secret = "{MOCK_SECRET}"
+api_base = "{sandbox_url}/fakes/mock"
+payment_number_prefix = "{PREFIX}"
+{extra}
+"#,
+            db = db.display()
+        );
+        std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
+        Self { dir }
+    }
+
+    /// The config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("gateway.toml")
+    }
+
+    /// The SQLite database URL.
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("gateway.db").display())
+    }
+
+    /// Starts a gateway on these files, with extra environment variables.
+    pub fn start(&self, env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--config"]).arg(self.config());
+        cmd.env("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        spawn_with(cmd, "psp-gateway listening on ")
+    }
+
+    /// Counts rows of a table in the gateway's database.
+    pub async fn count(&self, table: &str) -> i64 {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&self.db_url())
+            .await
+            .expect("open the gateway's database");
+        let n: (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        n.0
+    }
+}
+
+/// An HTTP client for tests (no redirects followed, short timeouts).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// GETs JSON.
+pub async fn get_json(url: &str) -> Value {
+    let resp = http().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
+/// A storefront's view: creates a cart with `items` (product number, quantity) in the
+/// sandbox and returns its id and rendered JSON.
+pub async fn create_cart(sandbox: &str, items: &[(&str, i64)]) -> (String, Value) {
+    let c = http();
+    let created: Value = c
+        .post(format!("{sandbox}/ingress/commerce/carts"))
+        .json(&json!({ "profileKey": "default", "locale": "sv-SE" }))
+        .send()
+        .await
+        .expect("create cart")
+        .json()
+        .await
+        .expect("cart json");
+    let cart_id = created["cartId"].as_str().expect("cartId").to_string();
+    let mut cart = Value::Null;
+    for (product, qty) in items {
+        let resp = c
+            .post(format!("{sandbox}/ingress/commerce/carts/{cart_id}/add-item"))
+            .json(&json!({ "productNumber": product, "quantity": qty }))
+            .send()
+            .await
+            .expect("add-item");
+        assert!(resp.status().is_success(), "add-item: {}", resp.status());
+        cart = resp.json().await.expect("cart json");
+    }
+    (cart_id, cart)
+}
+
+/// The first product of the sandbox catalog.
+pub async fn a_product(sandbox: &str) -> String {
+    let products = get_json(&format!("{sandbox}/sandbox/products")).await;
+    products[0]["productNumber"]
+        .as_str()
+        .expect("productNumber")
+        .to_string()
+}
+
+/// The cart as the Commerce ingress renders it.
+pub async fn cart(sandbox: &str, cart_id: &str) -> Value {
+    get_json(&format!("{sandbox}/ingress/commerce/carts/{cart_id}")).await
+}
+
+/// Waits until the cart is completed.
+pub async fn wait_completed(sandbox: &str, cart_id: &str) -> Value {
+    wait_for("the cart to be completed", Duration::from_secs(30), || async {
+        let c = cart(sandbox, cart_id).await;
+        (c["cartState"] == "completed").then_some(c)
+    })
+    .await
+}
+
+/// Starts a mock checkout through the gateway; returns the mock payment id.
+pub async fn checkout(gateway: &str, cart_id: &str) -> String {
+    let resp = http()
+        .post(format!("{gateway}/ingress/commerce/carts/{cart_id}/payment/mock"))
+        .json(&json!({ "returnUrl": "http://127.0.0.1:9/thanks" }))
+        .send()
+        .await
+        .expect("checkout");
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("checkout json");
+    assert!(status.is_success(), "checkout: {status} {body}");
+    body["paymentId"].as_str().expect("paymentId").to_string()
+}
+
+/// Approves a mock payment at the fake PSP as a customer would, with extra fields
+/// (`amount_override`, `webhook: "skip"`, `card`).
+pub async fn approve(sandbox: &str, payment_id: &str, extra: Value) -> Value {
+    let mut body = json!({});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let resp = http()
+        .post(format!("{sandbox}/fakes/mock/v1/_test/payments/{payment_id}/approve"))
+        .bearer_auth("mock_sk_test")
+        .json(&body)
+        .send()
+        .await
+        .expect("approve");
+    let status = resp.status();
+    let v: Value = resp.json().await.expect("approve json");
+    assert!(status.is_success(), "approve: {status} {v}");
+    v
+}
+
+/// A mock PSP event body, in the fake's format.
+pub fn mock_event(event_id: &str, event_type: &str, payment: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": event_id, "object": "event", "type": event_type,
+        "created": psp_core::signature::unix_now(), "data": { "object": payment }
+    }))
+    .expect("json")
+}
+
+/// The `Mock-Signature` header for a body, signed now with `secret`.
+pub fn mock_signature(secret: &str, body: &[u8]) -> String {
+    psp_core::signature::sign_header(&Secret::new(secret), psp_core::signature::unix_now(), body)
+}
+
+/// Posts a signed webhook to the gateway.
+pub async fn post_webhook(gateway: &str, header: &str, body: Vec<u8>) -> reqwest::Response {
+    http()
+        .post(format!("{gateway}/webhooks/mock"))
+        .header("Mock-Signature", header)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("webhook")
+}
+
+/// The sandbox's payments whose external reference is `psp_ref`.
+pub async fn payments_for(sandbox: &str, psp_ref: &str) -> Vec<Value> {
+    let all = get_json(&format!("{sandbox}/sandbox/payments")).await;
+    let list = all.as_array().cloned().or_else(|| all["payments"].as_array().cloned()).unwrap_or_default();
+    list.into_iter()
+        .filter(|p| p["externalReference"] == psp_ref)
+        .collect()
+}
+
+/// The sandbox's journal of actor batches.
+pub async fn journal(sandbox: &str) -> Vec<Value> {
+    let j = get_json(&format!("{sandbox}/sandbox/journal")).await;
+    j.as_array().cloned().or_else(|| j["entries"].as_array().cloned()).unwrap_or_default()
+}

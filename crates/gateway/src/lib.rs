@@ -1,0 +1,16 @@
+//! psp-gateway: one service in front of many PSPs for shops on Hantera Commerce.
+//!
+//! The binary's pieces: configuration ([`config`]), the HTTP edge ([`app`], `routes`),
+//! the background worker ([`worker`]), metrics, and the assembly of it all ([`server`]).
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod metrics;
+mod routes;
+pub mod server;
+pub mod worker;
+
+// Linking the provider crates is what registers them: `inventory` collects the
+// registrations of every crate in the binary. Nothing here names a provider otherwise.
+use mock as _;

@@ -1,1 +1,117 @@
-fn main(){}
+//! The `psp-gateway` command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::Config;
+use gateway::server;
+
+#[derive(Parser)]
+#[command(name = "psp-gateway", version, about = "One gateway in front of many PSPs for Hantera Commerce")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the gateway (the default). Without --config: the embedded default.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Runs the Hantera sandbox alone.
+    Sandbox {
+        /// Address to listen on, e.g. 127.0.0.1:9090 (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+    },
+    /// Lists the compiled-in providers, sorted.
+    Providers,
+    /// Validates a configuration file and says what is wrong.
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve { config: None }) {
+            Command::Serve { config } => serve(config).await,
+            Command::Sandbox { listen } => {
+                init_logs("text");
+                server::run_sandbox(&listen).await
+            }
+            Command::Providers => {
+                for id in psp_core::Registry::compiled_in()? {
+                    println!("{id}");
+                }
+                Ok(())
+            }
+            Command::CheckConfig { config } => check_config(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(config_path.as_deref())?;
+    init_logs(&config.server.log_format);
+    let gateway = server::build(config).await?;
+    // Tests and scripts read this line to learn the address (the port may be 0 in config).
+    println!("psp-gateway listening on {}", gateway.public_url);
+    if gateway.embedded {
+        println!(
+            "embedded default: sandbox Hantera and the mock PSP in this process; open {}/ in a browser",
+            gateway.public_url
+        );
+    }
+    let _ = std::io::stdout().flush();
+    gateway.run(server::shutdown_signal()).await
+}
+
+async fn check_config(path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(Some(&path))?;
+    let public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.server.listen));
+    let registry = psp_core::Registry::build(&config.providers, &public_url)?;
+    println!(
+        "{}: ok (providers: {})",
+        path.display(),
+        registry.ids().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}

@@ -485,6 +485,16 @@ pub trait Store: Send + Sync + 'static {
         idempotency_key: &str,
     ) -> Result<Session, StoreError>;
 
+    /// Starts over a session that ended in `failed` or `canceled` (the customer tries
+    /// again after a decline): the row gets `idempotency_key`, status `creating`, and no
+    /// PSP payment. A session in any other status is returned unchanged.
+    async fn restart_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        idempotency_key: &str,
+    ) -> Result<Session, StoreError>;
+
     /// Stores what the PSP answered for the session and marks it open.
     async fn save_session(
         &self,

@@ -1,0 +1,124 @@
+//! The application state and the router: the HTTP edge of the gateway.
+//!
+//! Architecture invariant: handlers look providers up by the `{provider}` path segment in
+//! the registry and never name one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use psp_core::ports::{Hantera, Store};
+use psp_core::{Completer, Registry};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::routes;
+
+/// Everything a handler or a worker needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// The gateway's public base URL, without a trailing slash.
+    pub public_url: Arc<str>,
+    /// The enabled providers.
+    pub registry: Registry,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Hantera.
+    pub hantera: Arc<dyn Hantera>,
+    /// The completion orchestrator.
+    pub completer: Arc<Completer>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Wakes the worker when work was recorded.
+    pub work: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("public_url", &self.public_url)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state from its parts.
+    pub fn new(
+        config: Arc<Config>,
+        public_url: &str,
+        registry: Registry,
+        store: Arc<dyn Store>,
+        hantera: Arc<dyn Hantera>,
+    ) -> Self {
+        let completer = Arc::new(Completer::new(hantera.clone(), store.clone()));
+        Self {
+            config,
+            public_url: public_url.trim_end_matches('/').into(),
+            registry,
+            store,
+            hantera,
+            completer,
+            metrics: Arc::new(Metrics::new()),
+            work: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The webhook URL handed to a provider's PSP.
+    pub fn webhook_url(&self, provider: &str) -> String {
+        format!("{}/webhooks/{provider}", self.public_url)
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The gateway's routes with their layers. Provider routes (hosted pages, callbacks) are
+/// merged in from the registry.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.server.body_limit_bytes;
+    let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
+    let mut app = Router::new()
+        .route(
+            "/ingress/commerce/carts/{cart_id}/payment/{provider}",
+            post(routes::checkout::start),
+        )
+        .route(
+            "/ingress/commerce/carts/{cart_id}/payment/{provider}/confirm",
+            post(routes::checkout::confirm),
+        )
+        .route("/webhooks/{provider}", post(routes::webhooks::receive))
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .nest("/admin", routes::admin::router(state.clone()))
+        .fallback(|| async { AppError::not_found("NOT_FOUND", "no such route") })
+        .with_state(state.clone());
+    for provider in state.registry.iter() {
+        if let Some(extra) = provider.routes() {
+            app = app.merge(extra);
+        }
+    }
+    app.layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::new(timeout))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}

@@ -1,0 +1,185 @@
+//! Assembly: from a configuration to a running gateway (HTTP server + worker), and the
+//! stand-alone sandbox.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use psp_core::ports::Hantera;
+use psp_core::{Registry, Secret};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::{router, AppState};
+use crate::config::Config;
+
+/// A gateway bound to its address, ready to run.
+pub struct Gateway {
+    listener: TcpListener,
+    app: axum::Router,
+    state: AppState,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The public base URL.
+    pub public_url: String,
+    /// Whether Hantera is the embedded sandbox.
+    pub embedded: bool,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("addr", &self.addr)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds the listener and builds every part. Fails fast on a bad provider configuration.
+pub async fn build(config: Config) -> anyhow::Result<Gateway> {
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let loopback = loopback_url(addr);
+    let public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| loopback.clone())
+        .trim_end_matches('/')
+        .to_string();
+    let embedded = config.hantera.is_none();
+
+    let registry = Registry::build(&config.providers, &public_url)?;
+    let store = store::open_store(config.store.url.expose())
+        .await
+        .context("opening the store")?;
+
+    let sandbox = embedded.then(|| {
+        let secret = Secret::new(uuid::Uuid::new_v4().simple().to_string());
+        let sandbox = hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig {
+            client_id: "psp-gateway".into(),
+            client_secret: secret.expose().to_string(),
+            faults: hantera_sandbox::Faults {
+                latency_ms: config.sandbox.latency_ms,
+                error_rate: config.sandbox.error_rate,
+                drop_rate: config.sandbox.drop_rate,
+                drop_after_rate: config.sandbox.drop_after_rate,
+            },
+            ..Default::default()
+        });
+        (sandbox, secret)
+    });
+    let hantera_cfg = match (&config.hantera, &sandbox) {
+        (Some(h), _) => hantera_client::ClientConfig {
+            base_url: h.base_url.clone(),
+            client_id: h.client_id.clone(),
+            client_secret: h.client_secret.clone(),
+            timeout: Duration::from_millis(h.timeout_ms),
+            ..hantera_client::ClientConfig::default()
+        },
+        (None, Some((_, secret))) => hantera_client::ClientConfig {
+            // The embedded sandbox is served by this very process, on the loopback.
+            base_url: loopback.clone(),
+            client_id: "psp-gateway".into(),
+            client_secret: secret.clone(),
+            ..hantera_client::ClientConfig::default()
+        },
+        (None, None) => unreachable!("the sandbox exists whenever [hantera] is absent"),
+    };
+    let hantera: Arc<dyn Hantera> = Arc::new(hantera_client::HanteraClient::new(hantera_cfg)?);
+
+    let state = AppState::new(Arc::new(config), &public_url, registry, store, hantera);
+    let mut app = router(state.clone());
+    if let Some((sandbox, _)) = &sandbox {
+        app = app.merge(sandbox.router());
+    }
+    Ok(Gateway {
+        listener,
+        app,
+        state,
+        addr,
+        public_url,
+        embedded,
+    })
+}
+
+fn loopback_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+impl Gateway {
+    /// The shared state (tests inspect it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains requests and the worker.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = self
+            .state
+            .config
+            .worker
+            .enabled
+            .then(|| tokio::spawn(crate::worker::run(self.state.clone(), stop_rx.clone())));
+        let mut stop_for_server = stop_rx.clone();
+        let server = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
+            let _ = stop_for_server.wait_for(|stop| *stop).await;
+        });
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests and jobs in flight");
+            let _ = stop_tx.send(true);
+        });
+        server.await.context("serving HTTP")?;
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Runs the Hantera sandbox alone on `listen`.
+pub async fn run_sandbox(listen: &str) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    let base = loopback_url(addr);
+    let sandbox = hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig::default());
+    let app = sandbox.router();
+    println!("psp-gateway sandbox listening on {base}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the sandbox")
+}

@@ -1,0 +1,98 @@
+//! The command line contract: `providers`, `check-config`, and the embedded default that
+//! a new user starts with no configuration at all.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+use tests::*;
+
+#[test]
+fn providers_lists_the_compiled_in_providers_sorted() {
+    let out = Command::new(binary()).arg("providers").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ids: Vec<&str> = text.lines().collect();
+    assert!(ids.contains(&"mock"), "{text}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
+
+#[test]
+fn check_config_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[providers.mock]\nwebhook_secret = \"whsec_x\"\n").unwrap();
+    let out = Command::new(binary()).args(["check-config", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let cases = [
+        ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+        ("[providers.paypal]\nkey = \"x\"\n", "paypal"),
+        ("[providers.mock]\napi_key = \"x\"\n", "webhook_secret"),
+        ("[store]\nurl = \"mysql://x\"\n", "store.url"),
+    ];
+    for (toml, needle) in cases {
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, toml).unwrap();
+        let out = Command::new(binary()).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+        assert!(!out.status.success(), "{toml} should be refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn an_environment_override_beats_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\n[providers.mock]\nwebhook_secret = \"x\"\n").unwrap();
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("PSP_SERVER__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
+}
+
+#[tokio::test]
+async fn the_embedded_default_pays_a_cart_with_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(binary());
+    cmd.current_dir(dir.path())
+        .env("PSP_SERVER__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn");
+    let gateway = spawn_embedded(cmd);
+    let url = gateway.url.clone();
+    // One origin serves the storefront's cart API (the sandbox) and the payment API.
+    let product = a_product(&url).await;
+    let (cart_id, _) = create_cart(&url, &[(&product, 1)]).await;
+    let resp = http()
+        .post(format!("{url}/ingress/commerce/carts/{cart_id}/payment/mock"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let session: Value = resp.json().await.unwrap();
+    let redirect = session["redirectUrl"].as_str().unwrap();
+    assert!(redirect.starts_with(&url), "the hosted page is served by the gateway: {redirect}");
+    let page = http().get(redirect).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Approve"));
+    // The customer presses Approve on the hosted page (a form post).
+    let approve = http()
+        .post(format!("{redirect}/approve"))
+        .form(&[("card", "4242 4242 4242 4242")])
+        .send()
+        .await
+        .unwrap();
+    assert!(approve.status().is_redirection() || approve.status().is_success());
+    wait_completed(&url, &cart_id).await;
+    assert!(dir.path().join("psp-gateway.db").exists(), "the SQLite file is in the working folder");
+}
+
+fn spawn_embedded(cmd: Command) -> Proc {
+    tests::spawn_with(cmd, "psp-gateway listening on ")
+}
