@@ -52,7 +52,23 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         .to_string();
     let embedded = config.hantera.is_none();
 
-    let registry = Registry::build(&config.providers, &public_url)?;
+    // In the embedded default every enabled provider that ships a fake PSP and has no
+    // `api_base` of its own talks to its fake, served by this process at /fakes/{id}.
+    let mut tables = config.providers.clone();
+    let mut fakes = Vec::new();
+    if embedded {
+        for (id, fake) in psp_core::fakes() {
+            let Some(serde_json::Value::Object(table)) = tables.get_mut(id) else {
+                continue;
+            };
+            if table.contains_key("api_base") {
+                continue;
+            }
+            table.insert("api_base".into(), format!("{loopback}/fakes/{id}").into());
+            fakes.push((id, fake, serde_json::Value::Object(table.clone())));
+        }
+    }
+    let registry = Registry::build(&tables, &public_url)?;
     let store = store::open_store(config.store.url.expose())
         .await
         .context("opening the store")?;
@@ -95,6 +111,14 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let mut app = router(state.clone());
     if let Some((sandbox, _)) = &sandbox {
         app = app.merge(sandbox.router());
+    }
+    for (id, fake, table) in fakes {
+        let public_base = format!("{public_url}/fakes/{id}");
+        let ctx = psp_core::FakeContext {
+            public_base: &public_base,
+            config: &table,
+        };
+        app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
     }
     Ok(Gateway {
         listener,
@@ -176,7 +200,18 @@ pub async fn run_sandbox(listen: &str) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let base = loopback_url(addr);
     let sandbox = hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig::default());
-    let app = sandbox.router();
+    let mut app = sandbox.router();
+    // Every compiled-in fake PSP runs beside it with its sandbox defaults, so a gateway in
+    // another process (tests, a storefront developer) can point `api_base` at it.
+    let empty = serde_json::json!({});
+    for (id, fake) in psp_core::fakes() {
+        let public_base = format!("{base}/fakes/{id}");
+        let ctx = psp_core::FakeContext {
+            public_base: &public_base,
+            config: &empty,
+        };
+        app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
+    }
     println!("psp-gateway sandbox listening on {base}");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

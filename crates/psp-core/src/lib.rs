@@ -17,8 +17,8 @@ pub use cart::{CartItem, CartState, RenderedCart};
 pub use completion::{payment_id_for, Completer, CompletionError, CompletionOutcome};
 pub use money::{Currency, Money, MoneyError};
 pub use provider::{
-    Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
-    ExistingSession, ParsedEvent, Provider, ProviderContext, ProviderError, ProviderRegistration,
+    fakes, Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
+    ExistingSession, FakeContext, FakeRegistration, ParsedEvent, Provider, ProviderContext, ProviderError, ProviderRegistration,
     PspPayment, PspStatus, Registry, RegistryError, VerifiedEvent, WebhookDelivery, WebhookError,
 };
 pub use secret::Secret;
