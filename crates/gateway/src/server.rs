@@ -90,19 +90,17 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     });
     let hantera_cfg = match (&config.hantera, &sandbox) {
         (Some(h), _) => hantera_client::ClientConfig {
-            base_url: h.base_url.clone(),
-            client_id: h.client_id.clone(),
-            client_secret: h.client_secret.clone(),
             timeout: Duration::from_millis(h.timeout_ms),
-            ..hantera_client::ClientConfig::default()
+            ..hantera_client::ClientConfig::new(
+                h.base_url.clone(),
+                h.client_id.clone(),
+                h.client_secret.clone(),
+            )
         },
-        (None, Some((_, secret))) => hantera_client::ClientConfig {
-            // The embedded sandbox is served by this very process, on the loopback.
-            base_url: loopback.clone(),
-            client_id: "psp-gateway".into(),
-            client_secret: secret.clone(),
-            ..hantera_client::ClientConfig::default()
-        },
+        // The embedded sandbox is served by this very process, on the loopback.
+        (None, Some((_, secret))) => {
+            hantera_client::ClientConfig::new(loopback.clone(), "psp-gateway".into(), secret.clone())
+        }
         (None, None) => unreachable!("the sandbox exists whenever [hantera] is absent"),
     };
     let hantera: Arc<dyn Hantera> = Arc::new(hantera_client::HanteraClient::new(hantera_cfg)?);
