@@ -292,7 +292,13 @@ impl Completer {
                 // answer), or another worker may have completed it: re-read.
                 let cart = self.hantera.get_cart(ctx.cart_id).await?;
                 match cart.map(|c| c.cart_state) {
-                    Some(CartState::Completed) => {}
+                    // No answer: our batch may have been applied, and since we hold the
+                    // claim, a completed cart is our completion.
+                    Some(CartState::Completed) if err.is_transient() => {}
+                    // A definite refusal means our batch changed nothing (batches are
+                    // atomic): someone else completed the cart, another process with the
+                    // same payment or not, and that decides what this attempt was.
+                    Some(CartState::Completed) => return self.already_completed(ctx).await,
                     _ if err.is_transient() => return Err(err.into()),
                     _ => {
                         return self

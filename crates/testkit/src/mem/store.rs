@@ -1,0 +1,612 @@
+//! `MemStore`: the durable store in memory, following each method's doc comment on
+//! [`Store`]. Time comes from the system clock plus an offset that tests move forward
+//! with [`MemStore::advance_clock`], so backoffs, leases and quiet periods can be tested
+//! without sleeping.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use psp_core::ports::{
+    CartClaim, Completion, CompletionState, CompletionUpdate, Enqueued, Job, JobResult, JobState,
+    NewJob, NewWebhook, Recorded, Session, SessionStatus, Store, StoreError,
+};
+use psp_core::Money;
+use uuid::Uuid;
+
+/// A webhook as recorded.
+#[derive(Debug, Clone)]
+pub struct StoredWebhook {
+    /// The provider id.
+    pub provider: String,
+    /// The PSP's event id.
+    pub event_id: String,
+    /// The PSP's event type.
+    pub event_type: String,
+    /// The PSP payment it concerns.
+    pub psp_ref: Option<String>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// When it was recorded, unix milliseconds.
+    pub received_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct JobRow {
+    job: Job,
+    lease: Option<(String, i64)>,
+}
+
+#[derive(Debug, Clone)]
+struct CompletionRow {
+    completion: Completion,
+    // Bumped on every change; breaks ties between equal timestamps in "newest first".
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    webhooks: Vec<StoredWebhook>,
+    webhook_keys: HashSet<(String, String)>,
+    sessions: HashMap<(Uuid, String), Session>,
+    completions: HashMap<(String, String), CompletionRow>,
+    claims: HashMap<Uuid, CartClaim>,
+    jobs: BTreeMap<i64, JobRow>,
+    dedupe: HashMap<String, i64>,
+    next_job_id: i64,
+    seq: u64,
+    clock_offset_ms: i64,
+    failures: usize,
+}
+
+/// The store in memory. Share it through an `Arc`.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    state: Mutex<State>,
+}
+
+fn system_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The position of a session status in its forward-only order.
+fn session_rank(status: SessionStatus) -> u8 {
+    match status {
+        SessionStatus::Creating => 0,
+        SessionStatus::Open => 1,
+        SessionStatus::Authorized => 2,
+        SessionStatus::Completed | SessionStatus::Failed | SessionStatus::Canceled => 3,
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl State {
+    fn now(&self) -> i64 {
+        system_ms() + self.clock_offset_ms
+    }
+
+    /// Fails the call when a failure was scripted with [`MemStore::fail_next`].
+    fn check(&mut self) -> Result<(), StoreError> {
+        if self.failures > 0 {
+            self.failures -= 1;
+            return Err(StoreError::Backend("injected store failure".into()));
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, job: NewJob) -> Enqueued {
+        if let Some(id) = self.dedupe.get(&job.dedupe_key) {
+            return Enqueued::Duplicate(*id);
+        }
+        self.next_job_id += 1;
+        let id = self.next_job_id;
+        let now = self.now();
+        self.dedupe.insert(job.dedupe_key.clone(), id);
+        self.jobs.insert(
+            id,
+            JobRow {
+                job: Job {
+                    id,
+                    kind: job.kind,
+                    dedupe_key: job.dedupe_key,
+                    cart_id: job.cart_id,
+                    payload: job.payload,
+                    state: JobState::Pending,
+                    attempts: 0,
+                    max_attempts: job.max_attempts,
+                    next_run_at_ms: now,
+                    last_error: None,
+                    created_at_ms: now,
+                },
+                lease: None,
+            },
+        );
+        Enqueued::New(id)
+    }
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The store's clock, unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.state.lock().now()
+    }
+
+    /// Moves the store's clock forward: due times, leases and quiet periods see it.
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.lock().clock_offset_ms += ms(by);
+    }
+
+    /// The next `n` calls of any method fail with `StoreError::Backend`, changing nothing.
+    pub fn fail_next(&self, n: usize) {
+        self.state.lock().failures += n;
+    }
+
+    /// Every recorded webhook, in arrival order.
+    pub fn webhooks(&self) -> Vec<StoredWebhook> {
+        self.state.lock().webhooks.clone()
+    }
+
+    /// Every session.
+    pub fn sessions(&self) -> Vec<Session> {
+        self.state.lock().sessions.values().cloned().collect()
+    }
+
+    /// Every completion record.
+    pub fn completions(&self) -> Vec<Completion> {
+        self.state
+            .lock()
+            .completions
+            .values()
+            .map(|r| r.completion.clone())
+            .collect()
+    }
+
+    /// Every job, oldest first.
+    pub fn jobs(&self) -> Vec<Job> {
+        self.state
+            .lock()
+            .jobs
+            .values()
+            .map(|r| r.job.clone())
+            .collect()
+    }
+
+    /// Every job of a kind, oldest first.
+    pub fn jobs_of_kind(&self, kind: &str) -> Vec<Job> {
+        self.jobs().into_iter().filter(|j| j.kind == kind).collect()
+    }
+
+    /// Who holds the lease of a job now (an expired lease is nobody's).
+    pub fn lease_holder(&self, id: i64) -> Option<String> {
+        let s = self.state.lock();
+        let now = s.now();
+        s.jobs
+            .get(&id)
+            .and_then(|r| r.lease.as_ref())
+            .filter(|(_, until)| *until > now)
+            .map(|(owner, _)| owner.clone())
+    }
+}
+
+#[async_trait]
+impl Store for MemStore {
+    async fn record_webhook(&self, webhook: NewWebhook) -> Result<Recorded, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let key = (webhook.provider.clone(), webhook.event_id.clone());
+        if s.webhook_keys.contains(&key) {
+            return Ok(Recorded::Duplicate);
+        }
+        let now = s.now();
+        s.webhook_keys.insert(key);
+        s.webhooks.push(StoredWebhook {
+            provider: webhook.provider,
+            event_id: webhook.event_id,
+            event_type: webhook.event_type,
+            psp_ref: webhook.psp_ref,
+            body: webhook.body,
+            received_at_ms: now,
+        });
+        if let Some(job) = webhook.job {
+            s.enqueue(job);
+        }
+        Ok(Recorded::New)
+    }
+
+    async fn session(&self, cart_id: Uuid, provider: &str) -> Result<Option<Session>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.sessions.get(&(cart_id, provider.to_string())).cloned())
+    }
+
+    async fn session_by_ref(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.sessions
+            .values()
+            .find(|x| x.provider == provider && x.psp_ref.as_deref() == Some(psp_ref))
+            .cloned())
+    }
+
+    async fn reserve_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        idempotency_key: &str,
+    ) -> Result<Session, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let session = s
+            .sessions
+            .entry((cart_id, provider.to_string()))
+            .or_insert_with(|| Session {
+                cart_id,
+                provider: provider.to_string(),
+                idempotency_key: idempotency_key.to_string(),
+                psp_ref: None,
+                amount_minor: None,
+                currency: None,
+                client: None,
+                status: SessionStatus::Creating,
+                updated_at_ms: now,
+            });
+        Ok(session.clone())
+    }
+
+    async fn restart_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        idempotency_key: &str,
+    ) -> Result<Session, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let session = s
+            .sessions
+            .get_mut(&(cart_id, provider.to_string()))
+            .ok_or_else(|| StoreError::NotFound(format!("session {cart_id}/{provider}")))?;
+        if matches!(
+            session.status,
+            SessionStatus::Failed | SessionStatus::Canceled
+        ) {
+            *session = Session {
+                cart_id,
+                provider: provider.to_string(),
+                idempotency_key: idempotency_key.to_string(),
+                psp_ref: None,
+                amount_minor: None,
+                currency: None,
+                client: None,
+                status: SessionStatus::Creating,
+                updated_at_ms: now,
+            };
+        }
+        Ok(session.clone())
+    }
+
+    async fn save_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        psp_ref: &str,
+        amount: Money,
+        client: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let session = s
+            .sessions
+            .get_mut(&(cart_id, provider.to_string()))
+            .ok_or_else(|| StoreError::NotFound(format!("session {cart_id}/{provider}")))?;
+        session.psp_ref = Some(psp_ref.to_string());
+        session.amount_minor = Some(amount.minor);
+        session.currency = Some(amount.currency.code().to_string());
+        session.client = Some(client.clone());
+        // Only a session still being created becomes open: an authorized or ended session
+        // keeps its status, because statuses never move backwards.
+        if session.status == SessionStatus::Creating {
+            session.status = SessionStatus::Open;
+        }
+        session.updated_at_ms = now;
+        Ok(())
+    }
+
+    async fn set_session_status(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+        status: SessionStatus,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        // A PSP payment the gateway holds no session for (its cart came from the PSP's
+        // own record) has nothing to move, which is not an error.
+        if let Some(session) = s
+            .sessions
+            .values_mut()
+            .find(|x| x.provider == provider && x.psp_ref.as_deref() == Some(psp_ref))
+        {
+            // A terminal status is never left and no status moves backwards; setting the
+            // same status again records that the session was looked at.
+            if !session.status.is_terminal() && session_rank(status) >= session_rank(session.status)
+            {
+                session.status = status;
+                session.updated_at_ms = now;
+            }
+        }
+        Ok(())
+    }
+
+    async fn quiet_sessions(
+        &self,
+        quiet_for: Duration,
+        limit: u32,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let cutoff = s.now() - ms(quiet_for);
+        // Only sessions holding a PSP payment can be asked about at the PSP.
+        let mut quiet: Vec<Session> = s
+            .sessions
+            .values()
+            .filter(|x| !x.status.is_terminal() && x.psp_ref.is_some() && x.updated_at_ms < cutoff)
+            .cloned()
+            .collect();
+        // The longest-quiet sessions first: they are the likeliest to be paid but lost.
+        quiet.sort_by_key(|x| (x.updated_at_ms, x.cart_id));
+        quiet.truncate(limit as usize);
+        Ok(quiet)
+    }
+
+    async fn completion(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Option<Completion>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.completions
+            .get(&(provider.to_string(), psp_ref.to_string()))
+            .map(|r| r.completion.clone()))
+    }
+
+    async fn advance_completion(&self, update: CompletionUpdate) -> Result<Completion, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        s.seq += 1;
+        let seq = s.seq;
+        let key = (update.provider.clone(), update.psp_ref.clone());
+        let Some(row) = s.completions.get_mut(&key) else {
+            let completion = Completion {
+                provider: update.provider,
+                psp_ref: update.psp_ref,
+                cart_id: update.cart_id,
+                state: update.state,
+                payment_id: update.payment_id,
+                reason: update.reason,
+                updated_at_ms: now,
+            };
+            s.completions.insert(
+                key,
+                CompletionRow {
+                    completion: completion.clone(),
+                    seq,
+                },
+            );
+            return Ok(completion);
+        };
+        let stored = &mut row.completion;
+        // Forward only, and the first final state wins: a final record never changes, a
+        // lower state changes nothing, the same state may fill in details.
+        let moves = !stored.state.is_final() && update.state.rank() >= stored.state.rank();
+        if moves {
+            stored.state = update.state;
+            if update.payment_id.is_some() {
+                stored.payment_id = update.payment_id;
+            }
+            if update.reason.is_some() {
+                stored.reason = update.reason;
+            }
+            stored.updated_at_ms = now;
+            row.seq = seq;
+        }
+        Ok(row.completion.clone())
+    }
+
+    async fn completions_in(
+        &self,
+        states: &[CompletionState],
+        limit: u32,
+    ) -> Result<Vec<Completion>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let mut rows: Vec<&CompletionRow> = s
+            .completions
+            .values()
+            .filter(|r| states.contains(&r.completion.state))
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse((r.completion.updated_at_ms, r.seq)));
+        Ok(rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| r.completion.clone())
+            .collect())
+    }
+
+    async fn cart_claim(&self, cart_id: Uuid) -> Result<Option<CartClaim>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.claims.get(&cart_id).cloned())
+    }
+
+    async fn claim_cart(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<CartClaim, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.claims
+            .entry(cart_id)
+            .or_insert_with(|| CartClaim {
+                provider: provider.to_string(),
+                psp_ref: psp_ref.to_string(),
+            })
+            .clone())
+    }
+
+    async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.enqueue(job))
+    }
+
+    async fn lease_jobs(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let until = now.saturating_add(ms(lease));
+        // The candidates: pending jobs with no older pending job of the same cart, because
+        // the jobs of one cart run in order and one at a time.
+        let mut seen_carts = HashSet::new();
+        let mut candidates = Vec::new();
+        for row in s.jobs.values_mut() {
+            if row.job.state != JobState::Pending {
+                continue;
+            }
+            if let Some(cart) = row.job.cart_id {
+                if !seen_carts.insert(cart) {
+                    continue;
+                }
+            }
+            let held = row.lease.as_ref().is_some_and(|(_, u)| *u > now);
+            if held || row.job.next_run_at_ms > now {
+                continue;
+            }
+            if row.job.attempts >= row.job.max_attempts {
+                // The last attempt's lease ran out without an answer (a crashed worker):
+                // the budget is spent, so the job waits for a person instead of running
+                // once more, and a job that crashes its worker cannot loop forever. The
+                // cart's next job may then run.
+                row.job.state = JobState::Failed;
+                row.job.last_error = Some(format!(
+                    "attempt budget of {} spent; the last lease expired without an answer",
+                    row.job.max_attempts
+                ));
+                row.lease = None;
+                if let Some(cart) = row.job.cart_id {
+                    seen_carts.remove(&cart);
+                }
+                continue;
+            }
+            candidates.push((row.job.next_run_at_ms, row.job.id));
+        }
+        // The longest-due first.
+        candidates.sort_unstable();
+        let mut leased = Vec::new();
+        for (_, id) in candidates.into_iter().take(limit as usize) {
+            let row = s.jobs.get_mut(&id).expect("a candidate exists");
+            row.job.attempts += 1;
+            row.lease = Some((owner.to_string(), until));
+            leased.push(row.job.clone());
+        }
+        Ok(leased)
+    }
+
+    async fn finish_job(&self, id: i64, owner: &str, result: JobResult) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let row = s
+            .jobs
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+        let holds = row.job.state == JobState::Pending
+            && row.lease.as_ref().is_some_and(|(o, _)| o == owner);
+        if !holds {
+            return Ok(());
+        }
+        row.lease = None;
+        match result {
+            JobResult::Succeeded => row.job.state = JobState::Succeeded,
+            JobResult::Retry { after, error } => {
+                if row.job.attempts >= row.job.max_attempts {
+                    row.job.state = JobState::Failed;
+                } else {
+                    row.job.next_run_at_ms = now.saturating_add(ms(after));
+                }
+                row.job.last_error = Some(error);
+            }
+            JobResult::Failed { error } => {
+                row.job.state = JobState::Failed;
+                row.job.last_error = Some(error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.jobs.get(&id).map(|r| r.job.clone()))
+    }
+
+    async fn jobs_in(&self, state: JobState, limit: u32) -> Result<Vec<Job>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.jobs
+            .values()
+            .rev()
+            .filter(|r| r.job.state == state)
+            .take(limit as usize)
+            .map(|r| r.job.clone())
+            .collect())
+    }
+
+    async fn replay_job(&self, id: i64) -> Result<bool, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        match s.jobs.get_mut(&id) {
+            Some(row) if row.job.state == JobState::Failed => {
+                row.job.state = JobState::Pending;
+                row.job.attempts = 0;
+                row.job.next_run_at_ms = now;
+                row.lease = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.state.lock().check()
+    }
+}
