@@ -1,0 +1,97 @@
+//! The durable state of the gateway: the webhook inbox, checkout sessions, completion
+//! records, cart claims and jobs, behind `psp_core::ports::Store`.
+//!
+//! SQLite is the backend today ([`SqliteStore`]); PostgreSQL follows. [`open_store`] picks
+//! the backend from the URL scheme, so the gateway never names one.
+//!
+//! Architecture invariant: the SQL text lives in one module per table
+//! (`sqlite::sql::*`) and is portable SQL; the rules that decide what to write (a
+//! completion only moves forward, a session never leaves a terminal status) live in
+//! `rules`, apart from any database, so that every backend applies the same ones.
+//!
+//! Architecture invariant: a successful `record_webhook` means the webhook (and its job)
+//! has been committed with `synchronous=FULL`, i.e. fsynced. The PSP is answered 2xx only
+//! after that, so an answered webhook survives a crash or power loss.
+
+mod clock;
+mod rules;
+mod sqlite;
+
+use std::sync::Arc;
+
+use psp_core::ports::{CompletionState, Store, StoreError};
+
+pub use sqlite::SqliteStore;
+
+/// A recorded webhook as it was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWebhook {
+    /// Row id, in order of recording.
+    pub id: i64,
+    /// The provider id.
+    pub provider: String,
+    /// The PSP's event id.
+    pub event_id: String,
+    /// The PSP's event type.
+    pub event_type: String,
+    /// The PSP payment it concerns.
+    pub psp_ref: Option<String>,
+    /// The raw body, byte for byte.
+    pub body: Vec<u8>,
+    /// When it was recorded, unix milliseconds.
+    pub received_at_ms: i64,
+}
+
+/// One state change of a completion record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionTransition {
+    /// The state entered.
+    pub state: CompletionState,
+    /// The reason given with the change, if any.
+    pub reason: Option<String>,
+    /// When, unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// Opens the store that `url` names: `sqlite://path.db` (created if missing) or
+/// `sqlite::memory:`. `postgres://…` is recognised but not supported yet.
+///
+/// Errors never repeat the URL, because a database URL may carry a password.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    match scheme(url).as_deref() {
+        Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
+        Some("postgres" | "postgresql") => Err(StoreError::Backend(
+            "the PostgreSQL store is not supported yet; use a sqlite:// URL".into(),
+        )),
+        Some(other) => Err(StoreError::Backend(format!(
+            "unsupported store URL scheme {other:?}; expected sqlite://"
+        ))),
+        None => Err(StoreError::Backend(
+            "the store URL has no scheme; expected sqlite://path.db".into(),
+        )),
+    }
+}
+
+/// The lower-cased scheme of a URL, if it starts with one (RFC 3986: a letter, then
+/// letters, digits, `+`, `-` or `.`, then a colon).
+fn scheme(url: &str) -> Option<String> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| scheme.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scheme;
+
+    #[test]
+    fn schemes_are_read_case_insensitively_and_only_when_well_formed() {
+        assert_eq!(scheme("sqlite://x.db").as_deref(), Some("sqlite"));
+        assert_eq!(scheme("sqlite::memory:").as_deref(), Some("sqlite"));
+        assert_eq!(scheme("Postgres://u:p@h/db").as_deref(), Some("postgres"));
+        assert_eq!(scheme("x.db"), None);
+        assert_eq!(scheme("/tmp/a b:c"), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! Rows to domain types. A row that does not decode (an unknown state name, a malformed
+//! UUID) is reported as a backend error naming the column, never silently defaulted.
+
+use psp_core::ports::{
+    CartClaim, Completion, CompletionState, Job, JobState, Session, SessionStatus, StoreError,
+};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{CompletionTransition, StoredWebhook};
+
+/// Maps a database error to the store's error.
+pub(crate) fn db(err: sqlx::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column).map_err(db)
+}
+
+fn corrupt(column: &str, value: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "column {column} holds an unreadable value {value:?}"
+    ))
+}
+
+fn uuid(column: &str, value: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(value).map_err(|_| corrupt(column, value))
+}
+
+fn opt_uuid(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+    get::<Option<String>>(row, column)?
+        .map(|v| uuid(column, &v))
+        .transpose()
+}
+
+fn count(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+    let value: i64 = get(row, column)?;
+    u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
+}
+
+fn json(column: &str, value: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(value).map_err(|_| corrupt(column, value))
+}
+
+fn completion_state(value: &str) -> Result<CompletionState, StoreError> {
+    CompletionState::parse(value).ok_or_else(|| corrupt("state", value))
+}
+
+pub(crate) fn session(row: &SqliteRow) -> Result<Session, StoreError> {
+    let status: String = get(row, "status")?;
+    Ok(Session {
+        cart_id: uuid("cart_id", &get::<String>(row, "cart_id")?)?,
+        provider: get(row, "provider")?,
+        idempotency_key: get(row, "idempotency_key")?,
+        psp_ref: get(row, "psp_ref")?,
+        amount_minor: get(row, "amount_minor")?,
+        currency: get(row, "currency")?,
+        client: get::<Option<String>>(row, "client_json")?
+            .map(|v| json("client_json", &v))
+            .transpose()?,
+        status: SessionStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        updated_at_ms: get(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn completion(row: &SqliteRow) -> Result<Completion, StoreError> {
+    Ok(Completion {
+        provider: get(row, "provider")?,
+        psp_ref: get(row, "psp_ref")?,
+        cart_id: uuid("cart_id", &get::<String>(row, "cart_id")?)?,
+        state: completion_state(&get::<String>(row, "state")?)?,
+        payment_id: opt_uuid(row, "payment_id")?,
+        reason: get(row, "reason")?,
+        updated_at_ms: get(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn transition(row: &SqliteRow) -> Result<CompletionTransition, StoreError> {
+    Ok(CompletionTransition {
+        state: completion_state(&get::<String>(row, "state")?)?,
+        reason: get(row, "reason")?,
+        at_ms: get(row, "at")?,
+    })
+}
+
+pub(crate) fn claim(row: &SqliteRow) -> Result<CartClaim, StoreError> {
+    Ok(CartClaim {
+        provider: get(row, "provider")?,
+        psp_ref: get(row, "psp_ref")?,
+    })
+}
+
+pub(crate) fn job(row: &SqliteRow) -> Result<Job, StoreError> {
+    let state: String = get(row, "state")?;
+    Ok(Job {
+        id: get(row, "id")?,
+        kind: get(row, "kind")?,
+        dedupe_key: get(row, "dedupe_key")?,
+        cart_id: opt_uuid(row, "cart_id")?,
+        payload: json("payload", &get::<String>(row, "payload")?)?,
+        state: JobState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        attempts: count(row, "attempts")?,
+        max_attempts: count(row, "max_attempts")?,
+        next_run_at_ms: get(row, "next_run_at")?,
+        last_error: get(row, "last_error")?,
+        created_at_ms: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn webhook(row: &SqliteRow) -> Result<StoredWebhook, StoreError> {
+    Ok(StoredWebhook {
+        id: get(row, "id")?,
+        provider: get(row, "provider")?,
+        event_id: get(row, "event_id")?,
+        event_type: get(row, "event_type")?,
+        psp_ref: get(row, "psp_ref")?,
+        body: get(row, "body")?,
+        received_at_ms: get(row, "received_at")?,
+    })
+}

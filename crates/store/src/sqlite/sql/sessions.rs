@@ -1,0 +1,92 @@
+//! `sessions`: one checkout session per (cart, provider).
+
+/// The columns that `decode::session` reads, in one place so every query selects the same.
+macro_rules! columns {
+    () => {
+        "cart_id, provider, idempotency_key, psp_ref, amount_minor, currency, client_json, \
+         status, updated_at"
+    };
+}
+
+/// Creates the session in status `creating` unless one exists for (cart, provider).
+pub(crate) const RESERVE: &str = "\
+    INSERT INTO sessions (cart_id, provider, idempotency_key, status, created_at, updated_at) \
+    VALUES ($1, $2, $3, 'creating', $4, $4) \
+    ON CONFLICT (cart_id, provider) DO NOTHING";
+
+/// The session of (cart, provider).
+pub(crate) const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM sessions WHERE cart_id = $1 AND provider = $2"
+);
+
+/// The session holding a PSP payment.
+pub(crate) const BY_REF: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM sessions WHERE provider = $1 AND psp_ref = $2"
+);
+
+/// Starts over a session that ended in `failed` or `canceled`: a new idempotency key, no PSP
+/// payment, status `creating`. A session in any other status is left as it is.
+pub(crate) const RESTART: &str = "\
+    UPDATE sessions \
+    SET idempotency_key = $3, psp_ref = NULL, amount_minor = NULL, currency = NULL, \
+        client_json = NULL, status = 'creating', updated_at = $4 \
+    WHERE cart_id = $1 AND provider = $2 AND status IN ('failed', 'canceled')";
+
+/// Stores what the PSP answered. Only a session still `creating` becomes `open`: an
+/// authorized or ended session keeps its status, because statuses never move backwards.
+pub(crate) const SAVE: &str = "\
+    UPDATE sessions \
+    SET psp_ref = $3, amount_minor = $4, currency = $5, client_json = $6, \
+        status = CASE WHEN status = 'creating' THEN 'open' ELSE status END, \
+        updated_at = $7 \
+    WHERE cart_id = $1 AND provider = $2";
+
+/// Sets the status of the session holding a PSP payment, but only when its current status
+/// is one of those bound from `$5` on (the statuses it may move from).
+pub(crate) fn set_status(allowed_from: usize) -> String {
+    let mut sql = String::from(
+        "UPDATE sessions SET status = $3, updated_at = $4 \
+         WHERE provider = $1 AND psp_ref = $2 AND status IN (",
+    );
+    super::push_placeholders(&mut sql, 5, allowed_from);
+    sql.push(')');
+    sql
+}
+
+/// Sessions that have not ended, hold a PSP payment and have not changed since `$1`, oldest
+/// first. The status list is written out (not bound) so that SQLite can use the partial
+/// index `sessions_quiet`, whose condition is the same list.
+pub(crate) const QUIET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM sessions \
+      WHERE status IN ('creating', 'open', 'authorized') \
+        AND psp_ref IS NOT NULL AND updated_at < $1 \
+      ORDER BY updated_at, cart_id, provider \
+      LIMIT $2"
+);
+
+#[cfg(test)]
+mod tests {
+    use psp_core::ports::SessionStatus;
+
+    #[test]
+    fn the_quiet_query_lists_exactly_the_statuses_that_are_not_terminal() {
+        let all = [
+            SessionStatus::Creating,
+            SessionStatus::Open,
+            SessionStatus::Authorized,
+            SessionStatus::Completed,
+            SessionStatus::Failed,
+            SessionStatus::Canceled,
+        ];
+        for status in all {
+            let listed = super::QUIET.contains(&format!("'{}'", status.as_str()));
+            assert_eq!(listed, !status.is_terminal(), "{status:?}");
+        }
+    }
+}

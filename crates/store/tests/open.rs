@@ -1,0 +1,109 @@
+//! Opening the store: URLs, pragmas, migrations, readiness, and what it prints.
+
+mod common;
+
+use common::{webhook, TempDb};
+use psp_core::ports::{Recorded, Store, StoreError};
+use sqlx::Connection;
+use store::{open_store, SqliteStore};
+
+#[tokio::test]
+async fn opening_creates_the_file_and_reopening_keeps_its_schema_and_data() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    assert!(db.dir.path().join("store.db").exists());
+    store.record_webhook(webhook("evt_1", None)).await.unwrap();
+    store.close().await;
+
+    let reopened = db.open().await;
+    assert!(reopened.webhook("mock", "evt_1").await.unwrap().is_some());
+    reopened.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_database_file_is_in_wal_mode() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.close().await;
+
+    // The journal mode is a property of the file, so a plain connection can read it.
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn the_store_answers_ping_and_stops_answering_once_closed() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(store.ping().await.is_err());
+}
+
+#[tokio::test]
+async fn open_store_picks_sqlite_by_the_url_scheme() {
+    let db = TempDb::new();
+    let store = open_store(&db.url).await.unwrap();
+    assert_eq!(
+        store.record_webhook(webhook("evt_1", None)).await.unwrap(),
+        Recorded::New
+    );
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_in_memory_store_works_for_tests() {
+    let store = open_store("sqlite::memory:").await.unwrap();
+    assert_eq!(
+        store.record_webhook(webhook("evt_1", None)).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        store.record_webhook(webhook("evt_1", None)).await.unwrap(),
+        Recorded::Duplicate
+    );
+    let claim = store
+        .claim_cart(uuid::Uuid::nil(), "mock", "pay_1")
+        .await
+        .unwrap();
+    assert_eq!(claim.psp_ref, "pay_1");
+}
+
+#[tokio::test]
+async fn postgres_is_refused_clearly_without_repeating_the_password() {
+    let Err(err) = open_store("postgres://gateway:hunter2@db.example/psp").await else {
+        panic!("a PostgreSQL URL opened a store");
+    };
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Backend(_)));
+    assert!(message.contains("not supported yet"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[tokio::test]
+async fn an_unknown_scheme_is_refused() {
+    for url in ["mysql://root:hunter2@h/db", "just-a-file.db"] {
+        let Err(err) = open_store(url).await else {
+            panic!("{url} opened a store");
+        };
+        let message = err.to_string();
+        assert!(message.contains("sqlite://"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn debug_shows_the_database_file_and_nothing_from_the_url() {
+    let db = TempDb::new();
+    let url = format!("{}?mode=rwc", db.url);
+    let store = SqliteStore::open(&url).await.unwrap();
+    let debug = format!("{store:?}");
+    assert!(debug.starts_with("SqliteStore"), "{debug}");
+    assert!(debug.contains("store.db"), "{debug}");
+    assert!(!debug.contains("sqlite://"), "{debug}");
+    assert!(!debug.contains("mode=rwc"), "{debug}");
+}
