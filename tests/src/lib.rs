@@ -26,7 +26,10 @@ pub fn binary() -> PathBuf {
     }
     // The test executable lives in target/<profile>/deps/; the binary in target/<profile>/.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let bin = dir.join("psp-gateway");
     assert!(
         bin.exists(),
@@ -163,7 +166,10 @@ payment_number_prefix = "{PREFIX}"
     pub fn start(&self, env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(binary());
         cmd.args(["serve", "--config"]).arg(self.config());
-        cmd.env("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -211,8 +217,14 @@ where
 
 /// GETs JSON.
 pub async fn get_json(url: &str) -> Value {
-    let resp = http().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    resp.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+    let resp = http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
 
 /// A storefront's view: creates a cart with `items` (product number, quantity) in the
@@ -232,7 +244,9 @@ pub async fn create_cart(sandbox: &str, items: &[(&str, i64)]) -> (String, Value
     let mut cart = Value::Null;
     for (product, qty) in items {
         let resp = c
-            .post(format!("{sandbox}/ingress/commerce/carts/{cart_id}/add-item"))
+            .post(format!(
+                "{sandbox}/ingress/commerce/carts/{cart_id}/add-item"
+            ))
             .json(&json!({ "productNumber": product, "quantity": qty }))
             .send()
             .await
@@ -259,17 +273,23 @@ pub async fn cart(sandbox: &str, cart_id: &str) -> Value {
 
 /// Waits until the cart is completed.
 pub async fn wait_completed(sandbox: &str, cart_id: &str) -> Value {
-    wait_for("the cart to be completed", Duration::from_secs(30), || async {
-        let c = cart(sandbox, cart_id).await;
-        (c["cartState"] == "completed").then_some(c)
-    })
+    wait_for(
+        "the cart to be completed",
+        Duration::from_secs(30),
+        || async {
+            let c = cart(sandbox, cart_id).await;
+            (c["cartState"] == "completed").then_some(c)
+        },
+    )
     .await
 }
 
 /// Starts a mock checkout through the gateway; returns the mock payment id.
 pub async fn checkout(gateway: &str, cart_id: &str) -> String {
     let resp = http()
-        .post(format!("{gateway}/ingress/commerce/carts/{cart_id}/payment/mock"))
+        .post(format!(
+            "{gateway}/ingress/commerce/carts/{cart_id}/payment/mock"
+        ))
         .json(&json!({ "returnUrl": "http://127.0.0.1:9/thanks" }))
         .send()
         .await
@@ -288,7 +308,9 @@ pub async fn approve(sandbox: &str, payment_id: &str, extra: Value) -> Value {
         b.extend(e.clone());
     }
     let resp = http()
-        .post(format!("{sandbox}/fakes/mock/v1/_test/payments/{payment_id}/approve"))
+        .post(format!(
+            "{sandbox}/fakes/mock/v1/_test/payments/{payment_id}/approve"
+        ))
         .bearer_auth("mock_sk_test")
         .json(&body)
         .send()
@@ -329,7 +351,11 @@ pub async fn post_webhook(gateway: &str, header: &str, body: Vec<u8>) -> reqwest
 /// The sandbox's payments whose external reference is `psp_ref`.
 pub async fn payments_for(sandbox: &str, psp_ref: &str) -> Vec<Value> {
     let all = get_json(&format!("{sandbox}/sandbox/payments")).await;
-    let list = all.as_array().cloned().or_else(|| all["payments"].as_array().cloned()).unwrap_or_default();
+    let list = all
+        .as_array()
+        .cloned()
+        .or_else(|| all["payments"].as_array().cloned())
+        .unwrap_or_default();
     list.into_iter()
         .filter(|p| p["externalReference"] == psp_ref)
         .collect()
@@ -338,5 +364,8 @@ pub async fn payments_for(sandbox: &str, psp_ref: &str) -> Vec<Value> {
 /// The sandbox's journal of actor batches.
 pub async fn journal(sandbox: &str) -> Vec<Value> {
     let j = get_json(&format!("{sandbox}/sandbox/journal")).await;
-    j.as_array().cloned().or_else(|| j["entries"].as_array().cloned()).unwrap_or_default()
+    j.as_array()
+        .cloned()
+        .or_else(|| j["entries"].as_array().cloned())
+        .unwrap_or_default()
 }

@@ -24,7 +24,10 @@ fn world() -> World {
 async fn error_of(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.expect("errors are JSON");
-    let code = body["errors"][0]["code"].as_str().unwrap_or_default().to_string();
+    let code = body["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(body["errors"][0]["message"].is_string(), "{body}");
     (status, code)
 }
@@ -43,7 +46,11 @@ fn payment_event() -> Vec<u8> {
 async fn assert_nothing_happened(w: &World, journal_before: usize) {
     assert_eq!(w.files.count("webhook_inbox").await, 0, "nothing recorded");
     assert_eq!(w.files.count("jobs").await, 0, "no work queued");
-    assert_eq!(journal(&w.sandbox.url).await.len(), journal_before, "nothing sent to Hantera");
+    assert_eq!(
+        journal(&w.sandbox.url).await.len(),
+        journal_before,
+        "nothing sent to Hantera"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +115,10 @@ async fn an_unknown_provider_is_404_for_webhooks_and_checkout() {
     let product = a_product(&w.sandbox.url).await;
     let (cart_id, _) = create_cart(&w.sandbox.url, &[(&product, 1)]).await;
     let resp = http()
-        .post(format!("{}/ingress/commerce/carts/{cart_id}/payment/paypal", w.gateway.url))
+        .post(format!(
+            "{}/ingress/commerce/carts/{cart_id}/payment/paypal",
+            w.gateway.url
+        ))
         .json(&json!({}))
         .send()
         .await
@@ -122,12 +132,19 @@ async fn a_cart_id_that_is_no_uuid_or_unknown_is_404() {
     let w = world();
     for cart in ["not-a-uuid", "0199a9b6-8608-7360-b98b-d2f9adeb2848"] {
         let resp = http()
-            .post(format!("{}/ingress/commerce/carts/{cart}/payment/mock", w.gateway.url))
+            .post(format!(
+                "{}/ingress/commerce/carts/{cart}/payment/mock",
+                w.gateway.url
+            ))
             .json(&json!({}))
             .send()
             .await
             .unwrap();
-        assert_eq!(error_of(resp).await, (404, "CART_NOT_FOUND".into()), "{cart}");
+        assert_eq!(
+            error_of(resp).await,
+            (404, "CART_NOT_FOUND".into()),
+            "{cart}"
+        );
     }
     assert_eq!(w.files.count("sessions").await, 0);
     assert_nothing_happened(&w, 0).await;
@@ -139,7 +156,10 @@ async fn malformed_checkout_json_is_400() {
     let product = a_product(&w.sandbox.url).await;
     let (cart_id, _) = create_cart(&w.sandbox.url, &[(&product, 1)]).await;
     let resp = http()
-        .post(format!("{}/ingress/commerce/carts/{cart_id}/payment/mock", w.gateway.url))
+        .post(format!(
+            "{}/ingress/commerce/carts/{cart_id}/payment/mock",
+            w.gateway.url
+        ))
         .header("Content-Type", "application/json")
         .body("{\"returnUrl\":")
         .send()
@@ -159,13 +179,20 @@ async fn a_completed_cart_is_409_and_gets_no_new_session() {
     wait_completed(&w.sandbox.url, &cart_id).await;
     let journal_before = journal(&w.sandbox.url).await.len();
     let resp = http()
-        .post(format!("{}/ingress/commerce/carts/{cart_id}/payment/mock", w.gateway.url))
+        .post(format!(
+            "{}/ingress/commerce/carts/{cart_id}/payment/mock",
+            w.gateway.url
+        ))
         .json(&json!({}))
         .send()
         .await
         .unwrap();
     assert_eq!(error_of(resp).await, (409, "CART_NOT_OPEN".into()));
-    assert_eq!(journal(&w.sandbox.url).await.len(), journal_before, "nothing sent to Hantera");
+    assert_eq!(
+        journal(&w.sandbox.url).await.len(),
+        journal_before,
+        "nothing sent to Hantera"
+    );
     assert_eq!(w.files.count("sessions").await, 1);
 }
 
@@ -176,13 +203,21 @@ async fn a_verified_event_of_a_type_the_gateway_does_not_use_gets_200() {
     let header = mock_signature(MOCK_SECRET, &body);
     let resp = post_webhook(&w.gateway.url, &header, body).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(w.files.count("jobs").await, 0, "no work for an event we do not act on");
+    assert_eq!(
+        w.files.count("jobs").await,
+        0,
+        "no work for an event we do not act on"
+    );
 }
 
 #[tokio::test]
 async fn the_admin_api_wants_its_token() {
     let w = world();
-    let resp = http().get(format!("{}/admin/failed", w.gateway.url)).send().await.unwrap();
+    let resp = http()
+        .get(format!("{}/admin/failed", w.gateway.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(resp).await, (401, "INVALID_TOKEN".into()));
     let resp = http()
         .get(format!("{}/admin/failed", w.gateway.url))

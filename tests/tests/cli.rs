@@ -23,8 +23,16 @@ fn check_config_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[providers.mock]\nwebhook_secret = \"whsec_x\"\n").unwrap();
-    let out = Command::new(binary()).args(["check-config", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let cases = [
         ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
@@ -35,7 +43,11 @@ fn check_config_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
     for (toml, needle) in cases {
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, toml).unwrap();
-        let out = Command::new(binary()).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+        let out = Command::new(binary())
+            .args(["check-config", "--config"])
+            .arg(&bad)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{toml} should be refused");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{toml}: {err}");
@@ -46,7 +58,11 @@ fn check_config_accepts_a_good_file_and_names_what_is_wrong_in_a_bad_one() {
 fn an_environment_override_beats_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
-    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\n[providers.mock]\nwebhook_secret = \"x\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:1\"\n[providers.mock]\nwebhook_secret = \"x\"\n",
+    )
+    .unwrap();
     let out = Command::new(binary())
         .args(["check-config", "--config"])
         .arg(&file)
@@ -70,7 +86,9 @@ async fn the_embedded_default_pays_a_cart_with_no_configuration() {
     let product = a_product(&url).await;
     let (cart_id, _) = create_cart(&url, &[(&product, 1)]).await;
     let resp = http()
-        .post(format!("{url}/ingress/commerce/carts/{cart_id}/payment/mock"))
+        .post(format!(
+            "{url}/ingress/commerce/carts/{cart_id}/payment/mock"
+        ))
         .json(&json!({}))
         .send()
         .await
@@ -78,8 +96,18 @@ async fn the_embedded_default_pays_a_cart_with_no_configuration() {
     assert!(resp.status().is_success());
     let session: Value = resp.json().await.unwrap();
     let redirect = session["redirectUrl"].as_str().unwrap();
-    assert!(redirect.starts_with(&url), "the hosted page is served by the gateway: {redirect}");
-    let page = http().get(redirect).send().await.unwrap().text().await.unwrap();
+    assert!(
+        redirect.starts_with(&url),
+        "the hosted page is served by the gateway: {redirect}"
+    );
+    let page = http()
+        .get(redirect)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Approve"));
     // The customer presses Approve on the hosted page (a form post).
     let approve = http()
@@ -90,7 +118,10 @@ async fn the_embedded_default_pays_a_cart_with_no_configuration() {
         .unwrap();
     assert!(approve.status().is_redirection() || approve.status().is_success());
     wait_completed(&url, &cart_id).await;
-    assert!(dir.path().join("psp-gateway.db").exists(), "the SQLite file is in the working folder");
+    assert!(
+        dir.path().join("psp-gateway.db").exists(),
+        "the SQLite file is in the working folder"
+    );
 }
 
 fn spawn_embedded(cmd: Command) -> Proc {

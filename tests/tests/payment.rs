@@ -27,7 +27,11 @@ fn completes_in(journal: &[Value], cart_id: &str) -> Vec<Value> {
     journal
         .iter()
         .filter(|e| e["actorType"] == "ticket" && e["actorId"] == cart_id && e["applied"] == true)
-        .filter(|e| e["messages"].as_array().is_some_and(|m| m.iter().any(|t| t == "complete")))
+        .filter(|e| {
+            e["messageTypes"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|t| t == "complete"))
+        })
         .cloned()
         .collect()
 }
@@ -41,22 +45,34 @@ async fn an_approved_mock_payment_completes_the_cart_with_one_linked_payment() {
     approve(&w.sandbox.url, &psp_ref, json!({})).await;
 
     let done = wait_completed(&w.sandbox.url, &cart_id).await;
-    assert!(done["orderNumber"].is_string(), "an order was created: {done}");
+    assert!(
+        done["orderNumber"].is_string(),
+        "an order was created: {done}"
+    );
 
     let payments = payments_for(&w.sandbox.url, &psp_ref).await;
     assert_eq!(payments.len(), 1, "exactly one payment: {payments:?}");
     let p = &payments[0];
     assert_eq!(p["providerKey"], "mock");
     assert_eq!(p["currencyCode"], cart["currencyCode"]);
-    assert!(p["paymentNumber"].as_str().unwrap().starts_with(PREFIX), "{p}");
+    assert!(
+        p["paymentNumber"].as_str().unwrap().starts_with(PREFIX),
+        "{p}"
+    );
     let auths = p["authorizations"].as_array().unwrap();
     assert_eq!(auths.len(), 1);
     assert_eq!(auths[0]["authorizationState"], "successful");
-    assert_eq!(auths[0]["amount"], cart["orderTotal"], "authorized exactly the order total");
+    assert_eq!(
+        auths[0]["amount"], cart["orderTotal"],
+        "authorized exactly the order total"
+    );
 
     let detail = get_json(&format!("{}/sandbox/carts/{cart_id}", w.sandbox.url)).await;
     let relations = detail["relations"].to_string();
-    assert!(relations.contains(p["paymentId"].as_str().unwrap()), "the payment is related to the cart: {detail}");
+    assert!(
+        relations.contains(p["paymentId"].as_str().unwrap()),
+        "the payment is related to the cart: {detail}"
+    );
 
     // The payment was created before the cart was completed.
     let journal = journal(&w.sandbox.url).await;
@@ -83,28 +99,56 @@ async fn twenty_concurrent_webhook_deliveries_and_a_racing_confirm_complete_once
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (url, header, body) = (w.gateway.url.clone(), header.clone(), body.clone());
-        tasks.push(tokio::spawn(async move { post_webhook(&url, &header, body).await.status() }));
+        tasks.push(tokio::spawn(async move {
+            post_webhook(&url, &header, body).await.status()
+        }));
     }
-    let confirm_url = format!("{}/ingress/commerce/carts/{cart_id}/payment/mock/confirm", w.gateway.url);
+    let confirm_url = format!(
+        "{}/ingress/commerce/carts/{cart_id}/payment/mock/confirm",
+        w.gateway.url
+    );
     let confirm = tokio::spawn(async move { http().post(confirm_url).send().await.unwrap() });
     for t in tasks {
         assert!(t.await.unwrap().is_success());
     }
     let confirm = confirm.await.unwrap();
-    assert!(confirm.status().is_success(), "confirm: {}", confirm.status());
+    assert!(
+        confirm.status().is_success(),
+        "confirm: {}",
+        confirm.status()
+    );
     let answer: Value = confirm.json().await.unwrap();
     assert_eq!(answer["status"], "completed");
 
     wait_completed(&w.sandbox.url, &cart_id).await;
     // Let the worker drain the recorded event, then count.
-    wait_for("the webhook job to finish", Duration::from_secs(20), || async {
-        let m = http().get(format!("{}/metrics", w.gateway.url)).send().await.ok()?.text().await.ok()?;
-        m.contains(r#"psp_gateway_jobs_total{kind="complete",result="succeeded"} 1"#).then_some(())
-    })
+    wait_for(
+        "the webhook job to finish",
+        Duration::from_secs(20),
+        || async {
+            let m = http()
+                .get(format!("{}/metrics", w.gateway.url))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            m.contains(r#"psp_gateway_jobs_total{kind="complete",result="succeeded"} 1"#)
+                .then_some(())
+        },
+    )
     .await;
     assert_eq!(payments_for(&w.sandbox.url, &psp_ref).await.len(), 1);
-    assert_eq!(completes_in(&journal(&w.sandbox.url).await, &cart_id).len(), 1);
-    assert_eq!(w.files.count("webhook_inbox").await, 1, "one event recorded");
+    assert_eq!(
+        completes_in(&journal(&w.sandbox.url).await, &cart_id).len(),
+        1
+    );
+    assert_eq!(
+        w.files.count("webhook_inbox").await,
+        1,
+        "one event recorded"
+    );
 }
 
 #[tokio::test]
@@ -115,28 +159,42 @@ async fn an_authorized_amount_different_from_the_cart_total_is_not_completed() {
     let psp_ref = checkout(&w.gateway.url, &cart_id).await;
     approve(&w.sandbox.url, &psp_ref, json!({ "amount_override": 100 })).await;
 
-    let failed = wait_for("the mismatch to be recorded", Duration::from_secs(20), || async {
-        let v: Value = http()
-            .get(format!("{}/admin/failed", w.gateway.url))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let c = v["completions"].as_array()?.iter().find(|c| c["pspRef"] == psp_ref.as_str())?.clone();
-        Some(c)
-    })
+    let failed = wait_for(
+        "the mismatch to be recorded",
+        Duration::from_secs(20),
+        || async {
+            let v: Value = http()
+                .get(format!("{}/admin/failed", w.gateway.url))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let c = v["completions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["pspRef"] == psp_ref.as_str())?
+                .clone();
+            Some(c)
+        },
+    )
     .await;
     assert_eq!(failed["state"], "needs_attention");
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("authorized 1.00 SEK"), "{reason}");
     assert_eq!(cart(&w.sandbox.url, &cart_id).await["cartState"], "open");
-    assert!(payments_for(&w.sandbox.url, &psp_ref).await.is_empty(), "no payment was created");
+    assert!(
+        payments_for(&w.sandbox.url, &psp_ref).await.is_empty(),
+        "no payment was created"
+    );
 
     let confirm = http()
-        .post(format!("{}/ingress/commerce/carts/{cart_id}/payment/mock/confirm", w.gateway.url))
+        .post(format!(
+            "{}/ingress/commerce/carts/{cart_id}/payment/mock/confirm",
+            w.gateway.url
+        ))
         .send()
         .await
         .unwrap();
@@ -162,7 +220,10 @@ async fn a_cart_that_changed_before_payment_updates_the_session_amount() {
     let (cart_id, _) = create_cart(&w.sandbox.url, &[(&product, 1)]).await;
     let first = checkout(&w.gateway.url, &cart_id).await;
     let resp = http()
-        .post(format!("{}/ingress/commerce/carts/{cart_id}/add-item", w.sandbox.url))
+        .post(format!(
+            "{}/ingress/commerce/carts/{cart_id}/add-item",
+            w.sandbox.url
+        ))
         .json(&json!({ "productNumber": product, "quantity": 1 }))
         .send()
         .await
@@ -182,12 +243,21 @@ async fn a_declined_payment_leaves_the_cart_open_and_a_new_checkout_starts_over(
     let product = a_product(&w.sandbox.url).await;
     let (cart_id, _) = create_cart(&w.sandbox.url, &[(&product, 1)]).await;
     let first = checkout(&w.gateway.url, &cart_id).await;
-    approve(&w.sandbox.url, &first, json!({ "card": "4000000000000002" })).await;
+    approve(
+        &w.sandbox.url,
+        &first,
+        json!({ "card": "4000000000000002" }),
+    )
+    .await;
     // The failure webhook closes the session; a new checkout then gets a new payment.
-    let second = wait_for("a new session after the decline", Duration::from_secs(20), || async {
-        let id = checkout(&w.gateway.url, &cart_id).await;
-        (id != first).then_some(id)
-    })
+    let second = wait_for(
+        "a new session after the decline",
+        Duration::from_secs(20),
+        || async {
+            let id = checkout(&w.gateway.url, &cart_id).await;
+            (id != first).then_some(id)
+        },
+    )
     .await;
     assert_eq!(cart(&w.sandbox.url, &cart_id).await["cartState"], "open");
     approve(&w.sandbox.url, &second, json!({})).await;

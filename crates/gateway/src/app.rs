@@ -108,7 +108,7 @@ pub fn router(state: AppState) -> Router {
         }
     }
     app.layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::new(timeout))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

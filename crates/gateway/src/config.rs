@@ -259,10 +259,9 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.server
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|e| ConfigError::Invalid(format!("server.listen {:?}: {e}", self.server.listen)))?;
+        self.server.listen.parse::<SocketAddr>().map_err(|e| {
+            ConfigError::Invalid(format!("server.listen {:?}: {e}", self.server.listen))
+        })?;
         if let Some(url) = &self.server.public_url {
             check_url("server.public_url", url)?;
         }
@@ -279,7 +278,10 @@ impl Config {
             ));
         }
         let store = self.store.url.expose();
-        if !(store.starts_with("sqlite:") || store.starts_with("postgres://") || store.starts_with("postgresql://")) {
+        if !(store.starts_with("sqlite:")
+            || store.starts_with("postgres://")
+            || store.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Invalid(
                 "store.url must start with sqlite: or postgres://".into(),
             ));
@@ -287,7 +289,9 @@ impl Config {
         if let Some(h) = &self.hantera {
             check_url("hantera.base_url", &h.base_url)?;
             if h.client_secret.is_empty() {
-                return Err(ConfigError::Invalid("hantera.client_secret is empty".into()));
+                return Err(ConfigError::Invalid(
+                    "hantera.client_secret is empty".into(),
+                ));
             }
         }
         for (name, rate) in [
@@ -344,7 +348,9 @@ mod tests {
 
     #[test]
     fn a_file_enables_exactly_the_providers_it_has_tables_for() {
-        let f = write("[server]\nlisten = \"127.0.0.1:9999\"\n[providers.mock]\nwebhook_secret = \"x\"\n");
+        let f = write(
+            "[server]\nlisten = \"127.0.0.1:9999\"\n[providers.mock]\nwebhook_secret = \"x\"\n",
+        );
         let c = Config::load(Some(f.path())).unwrap();
         assert_eq!(c.providers.keys().collect::<Vec<_>>(), vec!["mock"]);
         assert_eq!(c.server.listen, "127.0.0.1:9999");
@@ -358,7 +364,8 @@ mod tests {
         let f = write("[server]\nlisten_on = \"127.0.0.1:1\"\n");
         let err = Config::load(Some(f.path())).unwrap_err().to_string();
         assert!(err.contains("listen_on"), "{err}");
-        let f = write("[hantera]\nbase_url = \"ftp://x\"\nclient_id = \"a\"\nclient_secret = \"b\"\n");
+        let f =
+            write("[hantera]\nbase_url = \"ftp://x\"\nclient_id = \"a\"\nclient_secret = \"b\"\n");
         let err = Config::load(Some(f.path())).unwrap_err().to_string();
         assert!(err.contains("hantera.base_url"), "{err}");
     }

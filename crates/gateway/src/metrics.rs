@@ -74,14 +74,20 @@ impl Metrics {
     /// Counts a webhook verdict (`accepted`, `duplicate`, `bad_signature`, …).
     pub fn webhook(&self, provider: &str, verdict: &'static str) {
         self.webhooks
-            .get_or_create(&vec![("provider", provider.to_string()), ("verdict", verdict.to_string())])
+            .get_or_create(&vec![
+                ("provider", provider.to_string()),
+                ("verdict", verdict.to_string()),
+            ])
             .inc();
     }
 
     /// Counts a completion outcome.
     pub fn completion(&self, provider: &str, outcome: &'static str) {
         self.completions
-            .get_or_create(&vec![("provider", provider.to_string()), ("outcome", outcome.to_string())])
+            .get_or_create(&vec![
+                ("provider", provider.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
             .inc();
     }
 
@@ -95,7 +101,10 @@ impl Metrics {
     /// Counts a job result (`scheduled`, `succeeded`, `retried`, `failed`).
     pub fn job(&self, kind: &str, result: &'static str) {
         self.jobs
-            .get_or_create(&vec![("kind", kind.to_string()), ("result", result.to_string())])
+            .get_or_create(&vec![
+                ("kind", kind.to_string()),
+                ("result", result.to_string()),
+            ])
             .inc();
     }
 
@@ -125,9 +134,12 @@ mod tests {
         m.completion("mock", "completed");
         let text = m.render();
         assert!(
-            text.contains(r#"psp_gateway_webhooks_total{provider="mock",verdict="bad_signature"} 2"#),
+            text.contains(
+                r#"psp_gateway_webhooks_total{provider="mock",verdict="bad_signature"} 2"#
+            ),
             "{text}"
         );
-        assert!(text.contains(r#"psp_gateway_completions_total{provider="mock",outcome="completed"} 1"#));
+        assert!(text
+            .contains(r#"psp_gateway_completions_total{provider="mock",outcome="completed"} 1"#));
     }
 }

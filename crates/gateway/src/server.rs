@@ -99,7 +99,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         },
         // The embedded sandbox is served by this very process, on the loopback.
         (None, Some((_, secret))) => {
-            hantera_client::ClientConfig::new(loopback.clone(), "psp-gateway".into(), secret.clone())
+            hantera_client::ClientConfig::new(loopback.clone(), "psp-gateway", secret.clone())
         }
         (None, None) => unreachable!("the sandbox exists whenever [hantera] is absent"),
     };
@@ -143,7 +143,10 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` resolves, then drains requests and the worker.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = self
             .state

@@ -51,7 +51,11 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         };
         let leased = jobs.len();
         for job in jobs {
-            let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
             let state = state.clone();
             let owner = owner.clone();
             tokio::spawn(async move {
@@ -78,7 +82,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 async fn run_one(state: &AppState, owner: &str, job: Job, lease: Duration) {
     let kind = job.kind.clone();
     // A job must finish well inside its lease, or another worker could start it too.
-    let budget = lease.saturating_sub(Duration::from_secs(5)).max(Duration::from_secs(1));
+    let budget = lease
+        .saturating_sub(Duration::from_secs(5))
+        .max(Duration::from_secs(1));
     let result = match tokio::time::timeout(budget, execute(state, &job)).await {
         Ok(result) => result,
         Err(_) => Attempt::Retry(format!("timed out after {budget:?}")),
@@ -90,7 +96,9 @@ async fn run_one(state: &AppState, owner: &str, job: Job, lease: Duration) {
         }
         Attempt::Retry(error) => {
             let final_attempt = job.attempts >= job.max_attempts;
-            state.metrics.job(&kind, if final_attempt { "failed" } else { "retried" });
+            state
+                .metrics
+                .job(&kind, if final_attempt { "failed" } else { "retried" });
             tracing::warn!(job_id = job.id, kind, attempt = job.attempts, %error, "job attempt failed");
             JobResult::Retry {
                 after: backoff(state, job.attempts),

@@ -53,6 +53,15 @@ impl Faults {
     }
 }
 
+/// Counts of injected faults, served at `GET /sandbox/faults/injected`.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Injected {
+    pub(crate) errors: u64,
+    pub(crate) drops: u64,
+    pub(crate) drops_after: u64,
+}
+
 /// Whether a fault with this rate strikes this request.
 fn strikes(rate: f64) -> bool {
     // `random` draws from [0, 1), so a rate of 1 always strikes and 0 never does.
@@ -85,6 +94,7 @@ pub(crate) async fn inject(
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
     if strikes(faults.error_rate) {
+        shared.state.lock().injected.errors += 1;
         tracing::debug!(uri = %request.uri(), "sandbox fault: answering 503");
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -94,12 +104,14 @@ pub(crate) async fn inject(
         .into_response();
     }
     if strikes(faults.drop_rate) {
+        shared.state.lock().injected.drops += 1;
         tracing::debug!(uri = %request.uri(), "sandbox fault: dropping before handling");
         return dropped_connection();
     }
     let uri = request.uri().clone();
     let response = next.run(request).await;
     if strikes(faults.drop_after_rate) {
+        shared.state.lock().injected.drops_after += 1;
         tracing::debug!(%uri, "sandbox fault: dropping after handling");
         return dropped_connection();
     }

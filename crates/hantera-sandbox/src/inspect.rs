@@ -84,6 +84,10 @@ pub(crate) async fn journal(State(shared): State<Arc<Shared>>) -> Json<Vec<Journ
     Json(shared.state.lock().journal.clone())
 }
 
+pub(crate) async fn injected(State(shared): State<Arc<Shared>>) -> Json<crate::faults::Injected> {
+    Json(shared.state.lock().injected.clone())
+}
+
 pub(crate) async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<Faults> {
     Json(shared.state.lock().faults.clone())
 }

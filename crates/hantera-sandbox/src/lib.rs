@@ -148,7 +148,8 @@ impl Sandbox {
             .route(
                 "/sandbox/faults",
                 get(inspect::get_faults).put(inspect::put_faults),
-            );
+            )
+            .route("/sandbox/faults/injected", get(inspect::injected));
         emulated.merge(inspection).with_state(shared)
     }
 

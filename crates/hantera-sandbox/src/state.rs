@@ -37,6 +37,8 @@ pub(crate) struct Shared {
 pub(crate) struct Inner {
     pub(crate) world: World,
     pub(crate) journal: Vec<JournalRecord>,
+    /// How many faults were injected, by kind, so a test can tell its faults struck.
+    pub(crate) injected: crate::faults::Injected,
     /// Access tokens and the instant each stops being valid.
     pub(crate) tokens: HashMap<String, Instant>,
     pub(crate) faults: Faults,

@@ -31,7 +31,10 @@ pub const PAYMENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_34a2_8f0e_4b4c_9a5
 
 /// The Hantera payment id for a PSP payment; the same on every attempt.
 pub fn payment_id_for(provider: &str, psp_ref: &str) -> Uuid {
-    Uuid::new_v5(&PAYMENT_ID_NAMESPACE, format!("{provider}:{psp_ref}").as_bytes())
+    Uuid::new_v5(
+        &PAYMENT_ID_NAMESPACE,
+        format!("{provider}:{psp_ref}").as_bytes(),
+    )
 }
 
 /// The job kind that voids a double payment at the PSP.
@@ -158,7 +161,9 @@ impl Completer {
         Self {
             hantera,
             store,
-            locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -236,7 +241,10 @@ impl Completer {
 
         let Some(cart) = self.hantera.get_cart(ctx.cart_id).await? else {
             return self
-                .attention(ctx, format!("cart {} does not exist in Hantera", ctx.cart_id))
+                .attention(
+                    ctx,
+                    format!("cart {} does not exist in Hantera", ctx.cart_id),
+                )
                 .await;
         };
         match cart.cart_state {
@@ -285,7 +293,11 @@ impl Completer {
         self.advance(ctx, CompletionState::PaymentCreated, Some(payment_id), None)
             .await?;
 
-        match self.hantera.link_and_complete(ctx.cart_id, payment_id).await {
+        match self
+            .hantera
+            .link_and_complete(ctx.cart_id, payment_id)
+            .await
+        {
             Ok(()) => {}
             Err(err) => {
                 // The batch may have been applied even though we saw an error (a lost
@@ -415,8 +427,13 @@ impl Completer {
         reason: String,
     ) -> Result<CompletionOutcome, CompletionError> {
         tracing::warn!(provider = ctx.provider.id(), psp_ref = ctx.psp_ref, cart_id = %ctx.cart_id, %reason, "completion needs attention");
-        self.advance(ctx, CompletionState::NeedsAttention, None, Some(reason.clone()))
-            .await?;
+        self.advance(
+            ctx,
+            CompletionState::NeedsAttention,
+            None,
+            Some(reason.clone()),
+        )
+        .await?;
         Ok(CompletionOutcome::NeedsAttention { reason })
     }
 

@@ -18,13 +18,14 @@ pub use completion::{payment_id_for, Completer, CompletionError, CompletionOutco
 pub use money::{Currency, Money, MoneyError};
 pub use provider::{
     fakes, Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
-    ExistingSession, FakeContext, FakeRegistration, ParsedEvent, Provider, ProviderContext, ProviderError, ProviderRegistration,
-    PspPayment, PspStatus, Registry, RegistryError, VerifiedEvent, WebhookDelivery, WebhookError,
+    ExistingSession, FakeContext, FakeRegistration, ParsedEvent, Provider, ProviderContext,
+    ProviderError, ProviderRegistration, PspPayment, PspStatus, Registry, RegistryError,
+    VerifiedEvent, WebhookDelivery, WebhookError,
 };
 pub use secret::Secret;
 pub use signature::{SignatureVerifier, VerifiedBody, VerifyError};
 
-/// Re-exported so that every provider registers with the same `inventory` version.
-pub use inventory;
 /// Re-exported for providers' signatures.
 pub use async_trait::async_trait;
+/// Re-exported so that every provider registers with the same `inventory` version.
+pub use inventory;

@@ -191,24 +191,52 @@ mod tests {
 
     #[test]
     fn decimal_amounts_convert_to_minor_units_by_the_currency_exponent() {
-        assert_eq!(Money::from_decimal(dec("123.45"), cur("SEK")).unwrap().minor, 12345);
-        assert_eq!(Money::from_decimal(dec("123.4"), cur("EUR")).unwrap().minor, 12340);
-        assert_eq!(Money::from_decimal(dec("500"), cur("JPY")).unwrap().minor, 500);
-        assert_eq!(Money::from_decimal(dec("5.125"), cur("KWD")).unwrap().minor, 5125);
+        assert_eq!(
+            Money::from_decimal(dec("123.45"), cur("SEK"))
+                .unwrap()
+                .minor,
+            12345
+        );
+        assert_eq!(
+            Money::from_decimal(dec("123.4"), cur("EUR")).unwrap().minor,
+            12340
+        );
+        assert_eq!(
+            Money::from_decimal(dec("500"), cur("JPY")).unwrap().minor,
+            500
+        );
+        assert_eq!(
+            Money::from_decimal(dec("5.125"), cur("KWD")).unwrap().minor,
+            5125
+        );
         assert_eq!(Money::from_decimal(dec("0"), cur("SEK")).unwrap().minor, 0);
-        assert_eq!(Money::from_decimal(dec("-1.5"), cur("SEK")).unwrap().minor, -150);
+        assert_eq!(
+            Money::from_decimal(dec("-1.5"), cur("SEK")).unwrap().minor,
+            -150
+        );
     }
 
     #[test]
     fn trailing_zeros_beyond_the_exponent_are_not_extra_precision() {
-        assert_eq!(Money::from_decimal(dec("10.500"), cur("SEK")).unwrap().minor, 1050);
-        assert_eq!(Money::from_decimal(dec("7.00"), cur("JPY")).unwrap().minor, 7);
+        assert_eq!(
+            Money::from_decimal(dec("10.500"), cur("SEK"))
+                .unwrap()
+                .minor,
+            1050
+        );
+        assert_eq!(
+            Money::from_decimal(dec("7.00"), cur("JPY")).unwrap().minor,
+            7
+        );
     }
 
     #[test]
     fn more_decimals_than_the_currency_allows_is_an_error_not_a_rounding() {
         let err = Money::from_decimal(dec("1.005"), cur("SEK")).unwrap_err();
-        assert!(matches!(err, MoneyError::TooPrecise { exponent: 2, .. }), "{err}");
+        assert!(
+            matches!(err, MoneyError::TooPrecise { exponent: 2, .. }),
+            "{err}"
+        );
         assert!(Money::from_decimal(dec("1.5"), cur("JPY")).is_err());
         assert!(Money::from_decimal(dec("1.0001"), cur("KWD")).is_err());
     }
@@ -219,7 +247,10 @@ mod tests {
             Currency::from_code("XYZ").unwrap_err(),
             MoneyError::UnknownCurrency("XYZ".into())
         );
-        assert!(matches!(Currency::from_code("XAU"), Err(MoneyError::NoMinorUnit(_))));
+        assert!(matches!(
+            Currency::from_code("XAU"),
+            Err(MoneyError::NoMinorUnit(_))
+        ));
     }
 
     #[test]
@@ -240,9 +271,20 @@ mod tests {
 
     #[test]
     fn to_decimal_renders_the_currency_scale() {
-        assert_eq!(Money::from_minor(12345, cur("SEK")).to_decimal().to_string(), "123.45");
-        assert_eq!(Money::from_minor(5, cur("JPY")).to_decimal().to_string(), "5");
-        assert_eq!(Money::from_minor(5120, cur("KWD")).to_decimal().to_string(), "5.120");
+        assert_eq!(
+            Money::from_minor(12345, cur("SEK"))
+                .to_decimal()
+                .to_string(),
+            "123.45"
+        );
+        assert_eq!(
+            Money::from_minor(5, cur("JPY")).to_decimal().to_string(),
+            "5"
+        );
+        assert_eq!(
+            Money::from_minor(5120, cur("KWD")).to_decimal().to_string(),
+            "5.120"
+        );
     }
 
     #[test]

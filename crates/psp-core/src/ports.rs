@@ -118,8 +118,10 @@ pub trait Hantera: Send + Sync + 'static {
     async fn get_cart(&self, cart_id: Uuid) -> Result<Option<RenderedCart>, HanteraError>;
 
     /// Finds a payment by its external reference.
-    async fn find_payment(&self, external_reference: &str)
-        -> Result<Option<PaymentRef>, HanteraError>;
+    async fn find_payment(
+        &self,
+        external_reference: &str,
+    ) -> Result<Option<PaymentRef>, HanteraError>;
 
     /// Creates a payment at `payment_id`, with its authorization, in one message.
     async fn create_payment(
@@ -129,8 +131,7 @@ pub trait Hantera: Send + Sync + 'static {
     ) -> Result<CreateOutcome, HanteraError>;
 
     /// Relates the payment to the cart and completes the cart, in one atomic batch.
-    async fn link_and_complete(&self, cart_id: Uuid, payment_id: Uuid)
-        -> Result<(), HanteraError>;
+    async fn link_and_complete(&self, cart_id: Uuid, payment_id: Uuid) -> Result<(), HanteraError>;
 
     /// Records a charge on a payment.
     async fn charge(&self, payment_id: Uuid, charge: &Charge) -> Result<(), HanteraError>;
@@ -514,12 +515,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Sessions not yet terminal whose last change is older than `quiet_for`.
-    async fn quiet_sessions(&self, quiet_for: Duration, limit: u32)
-        -> Result<Vec<Session>, StoreError>;
+    async fn quiet_sessions(
+        &self,
+        quiet_for: Duration,
+        limit: u32,
+    ) -> Result<Vec<Session>, StoreError>;
 
     /// The completion record of a PSP payment.
-    async fn completion(&self, provider: &str, psp_ref: &str)
-        -> Result<Option<Completion>, StoreError>;
+    async fn completion(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Option<Completion>, StoreError>;
 
     /// Moves a completion record forward (creating it if needed) and returns what is
     /// stored afterwards. A lower state than the stored one changes nothing.

@@ -313,7 +313,8 @@ pub trait Provider: Send + Sync + 'static {
     async fn checkout(&self, req: CheckoutRequest<'_>) -> Result<CheckoutSession, ProviderError>;
 
     /// Verifies a webhook on its raw bytes and says what it asks for.
-    fn verify_webhook(&self, delivery: &WebhookDelivery<'_>) -> Result<VerifiedEvent, WebhookError>;
+    fn verify_webhook(&self, delivery: &WebhookDelivery<'_>)
+        -> Result<VerifiedEvent, WebhookError>;
 
     /// Re-reads a payment from the PSP with our own credentials.
     async fn fetch(&self, psp_ref: &str) -> Result<PspPayment, ProviderError>;
@@ -450,7 +451,11 @@ impl Registry {
         configured: &BTreeMap<String, serde_json::Value>,
         public_url: &str,
     ) -> Result<Self, RegistryError> {
-        Self::build_from(inventory::iter::<ProviderRegistration>, configured, public_url)
+        Self::build_from(
+            inventory::iter::<ProviderRegistration>,
+            configured,
+            public_url,
+        )
     }
 
     fn build_from(

@@ -179,7 +179,10 @@ pub fn compute_signature(secret: &Secret, timestamp: i64, body: &[u8]) -> String
 
 /// Builds a complete header `t=…,v1=…` for a sender (the mock PSP, fakes, tests).
 pub fn sign_header(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", compute_signature(secret, timestamp, body))
+    format!(
+        "t={timestamp},v1={}",
+        compute_signature(secret, timestamp, body)
+    )
 }
 
 /// The current unix time in seconds.
@@ -210,7 +213,10 @@ mod tests {
     #[test]
     fn signing_agrees_with_stripes_published_vectors() {
         let secret = Secret::new("whsec_test_secret");
-        assert_eq!(compute_signature(&secret, 1_700_000_000, PAYLOAD.as_bytes()), GOOD);
+        assert_eq!(
+            compute_signature(&secret, 1_700_000_000, PAYLOAD.as_bytes()),
+            GOOD
+        );
         assert_eq!(
             compute_signature(&secret, 1_700_000_000, b"{}"),
             "ceb8863f7208fa249a6cd8f951e993c7563412aca65866f6272283debe143ab3"
@@ -304,7 +310,10 @@ mod tests {
     fn missing_and_malformed_headers_are_told_apart() {
         let v = verifier(&["whsec_test_secret"]);
         let now = at(1_700_000_000);
-        assert_eq!(v.verify(None, b"{}", now).unwrap_err(), VerifyError::MissingHeader);
+        assert_eq!(
+            v.verify(None, b"{}", now).unwrap_err(),
+            VerifyError::MissingHeader
+        );
         assert_eq!(
             v.verify(Some("v1=abc"), b"{}", now).unwrap_err(),
             VerifyError::MalformedHeader
@@ -324,7 +333,11 @@ mod tests {
         let sig = hex::encode(mac.finalize().into_bytes());
         let v = SignatureVerifier::new(&[secret], DEFAULT_TOLERANCE);
         assert!(v
-            .verify(Some(&format!("t=01700000000,v1={sig}")), b"{}", at(1_700_000_000))
+            .verify(
+                Some(&format!("t=01700000000,v1={sig}")),
+                b"{}",
+                at(1_700_000_000)
+            )
             .is_ok());
     }
 

@@ -615,7 +615,6 @@ impl Provider for MockProvider {
             Err(e) => Err(e),
         }
     }
-
 }
 
 #[cfg(test)]

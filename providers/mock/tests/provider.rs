@@ -552,9 +552,15 @@ async fn the_registered_fake_serves_a_whole_payment_where_the_gateway_mounts_it(
         })
         .await
         .unwrap();
-    assert!(s.client["redirectUrl"].as_str().unwrap().starts_with(&public_base));
+    assert!(s.client["redirectUrl"]
+        .as_str()
+        .unwrap()
+        .starts_with(&public_base));
     let approved = reqwest::Client::new()
-        .post(format!("{public_base}/v1/_test/payments/{}/approve", s.psp_ref))
+        .post(format!(
+            "{public_base}/v1/_test/payments/{}/approve",
+            s.psp_ref
+        ))
         .bearer_auth("mock_sk_test")
         .json(&json!({}))
         .send()

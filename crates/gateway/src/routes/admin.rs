@@ -29,7 +29,10 @@ async fn require_token(
     next: Next,
 ) -> Result<Response, AppError> {
     let Some(expected) = state.config.server.admin_token.as_ref() else {
-        return Err(AppError::not_found("ADMIN_DISABLED", "no admin_token is configured"));
+        return Err(AppError::not_found(
+            "ADMIN_DISABLED",
+            "no admin_token is configured",
+        ));
     };
     let given = req
         .headers()
@@ -38,7 +41,10 @@ async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
-        return Err(AppError::unauthorized("INVALID_TOKEN", "a valid admin bearer token is required"));
+        return Err(AppError::unauthorized(
+            "INVALID_TOKEN",
+            "a valid admin bearer token is required",
+        ));
     }
     Ok(next.run(req).await)
 }
@@ -47,7 +53,13 @@ async fn failed(State(state): State<AppState>) -> Result<Json<Value>, AppError> 
     let jobs = state.store.jobs_in(JobState::Failed, 200).await?;
     let completions = state
         .store
-        .completions_in(&[CompletionState::NeedsAttention, CompletionState::DoublePayment], 200)
+        .completions_in(
+            &[
+                CompletionState::NeedsAttention,
+                CompletionState::DoublePayment,
+            ],
+            200,
+        )
         .await?;
     let completions: Vec<Value> = completions
         .into_iter()
@@ -69,7 +81,10 @@ async fn job(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<
     }
 }
 
-async fn replay(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn replay(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     if state.store.job(id).await?.is_none() {
         return Err(AppError::not_found("JOB_NOT_FOUND", format!("no job {id}")));
     }

@@ -6,7 +6,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use psp_core::ports::{NewJob, Session, SessionStatus};
-use psp_core::{CartState, CheckoutRequest, CompletionOutcome, ExistingSession, Money, ProviderError};
+use psp_core::{
+    CartState, CheckoutRequest, CompletionOutcome, ExistingSession, Money, ProviderError,
+};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
@@ -26,20 +28,32 @@ pub(crate) async fn start(
     let request_body: Value = if raw.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(&raw)
-            .map_err(|e| AppError::bad_request("MALFORMED_JSON", format!("the body is not JSON: {e}")))?
+        serde_json::from_slice(&raw).map_err(|e| {
+            AppError::bad_request("MALFORMED_JSON", format!("the body is not JSON: {e}"))
+        })?
     };
     if !request_body.is_object() {
-        return Err(AppError::bad_request("MALFORMED_JSON", "the body must be a JSON object"));
+        return Err(AppError::bad_request(
+            "MALFORMED_JSON",
+            "the body must be a JSON object",
+        ));
     }
 
     let cart = match state.hantera.get_cart(cart_id).await {
         Ok(Some(cart)) => cart,
-        Ok(None) => return Err(AppError::not_found("CART_NOT_FOUND", format!("cart {cart_id} does not exist"))),
+        Ok(None) => {
+            return Err(AppError::not_found(
+                "CART_NOT_FOUND",
+                format!("cart {cart_id} does not exist"),
+            ))
+        }
         Err(e) => {
             state.metrics.upstream_error("hantera");
             tracing::warn!(error = %e, %cart_id, "reading the cart failed");
-            return Err(AppError::upstream("HANTERA_UNAVAILABLE", "Hantera did not answer; try again"));
+            return Err(AppError::upstream(
+                "HANTERA_UNAVAILABLE",
+                "Hantera did not answer; try again",
+            ));
         }
     };
     if cart.cart_state != CartState::Open {
@@ -50,10 +64,16 @@ pub(crate) async fn start(
         .with_details(json!({ "cartState": cart.cart_state.as_str() })));
     }
     let amount = cart.total().map_err(|e| {
-        AppError::bad_request("CART_NOT_PAYABLE", format!("the cart total cannot be paid: {e}"))
+        AppError::bad_request(
+            "CART_NOT_PAYABLE",
+            format!("the cart total cannot be paid: {e}"),
+        )
     })?;
     if amount.minor <= 0 {
-        return Err(AppError::bad_request("CART_NOT_PAYABLE", "the cart total is zero"));
+        return Err(AppError::bad_request(
+            "CART_NOT_PAYABLE",
+            "the cart total is zero",
+        ));
     }
 
     let id = provider.id();
@@ -100,7 +120,13 @@ pub(crate) async fn start(
     let started = result.map_err(|e| provider_error(&state, id, e))?;
     state
         .store
-        .save_session(cart_id, id, &started.psp_ref, started.amount, &started.client)
+        .save_session(
+            cart_id,
+            id,
+            &started.psp_ref,
+            started.amount,
+            &started.client,
+        )
         .await?;
     tracing::info!(provider = id, %cart_id, psp_ref = %started.psp_ref, amount = %started.amount, "checkout session ready");
     Ok(Json(started.client))
@@ -128,7 +154,10 @@ fn provider_error(state: &AppState, provider: &str, e: ProviderError) -> AppErro
         other => {
             state.metrics.upstream_error(provider);
             tracing::warn!(provider, error = %other, "PSP call failed");
-            AppError::upstream("PSP_UNAVAILABLE", "the payment provider did not answer; try again")
+            AppError::upstream(
+                "PSP_UNAVAILABLE",
+                "the payment provider did not answer; try again",
+            )
         }
     }
 }
@@ -176,7 +205,10 @@ pub(crate) async fn confirm(
                 ))
             } else {
                 tracing::error!(provider = id, %cart_id, error = %e, "confirm failed");
-                Err(AppError::upstream("COMPLETION_FAILED", "the payment could not be completed"))
+                Err(AppError::upstream(
+                    "COMPLETION_FAILED",
+                    "the payment could not be completed",
+                ))
             }
         }
     }
@@ -189,18 +221,25 @@ fn confirm_answer(
 ) -> Result<Json<Value>, AppError> {
     let status = match &outcome {
         CompletionOutcome::Completed { .. } | CompletionOutcome::AlreadyCompleted => "completed",
-        CompletionOutcome::NotAuthorized { status } | CompletionOutcome::PaymentEnded { status } => status,
+        CompletionOutcome::NotAuthorized { status }
+        | CompletionOutcome::PaymentEnded { status } => status,
         CompletionOutcome::NeedsAttention { reason } => {
-            return Err(AppError::conflict("PAYMENT_NEEDS_ATTENTION", reason.clone())
-                .with_details(json!({ "cartId": cart_id, "paymentId": psp_ref })))
+            return Err(
+                AppError::conflict("PAYMENT_NEEDS_ATTENTION", reason.clone())
+                    .with_details(json!({ "cartId": cart_id, "paymentId": psp_ref })),
+            )
         }
         CompletionOutcome::DoublePayment { void_scheduled } => {
             return Err(AppError::conflict(
                 "DOUBLE_PAYMENT",
                 "the cart was already paid; this payment will not be used",
             )
-            .with_details(json!({ "cartId": cart_id, "paymentId": psp_ref, "voidScheduled": void_scheduled })))
+            .with_details(
+                json!({ "cartId": cart_id, "paymentId": psp_ref, "voidScheduled": void_scheduled }),
+            ))
         }
     };
-    Ok(Json(json!({ "status": status, "cartId": cart_id, "paymentId": psp_ref })))
+    Ok(Json(
+        json!({ "status": status, "cartId": cart_id, "paymentId": psp_ref }),
+    ))
 }

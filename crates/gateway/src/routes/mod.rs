@@ -1,9 +1,9 @@
 //! HTTP handlers, one module per concern.
 
-pub mod admin;
-pub mod checkout;
-pub mod ops;
-pub mod webhooks;
+pub(crate) mod admin;
+pub(crate) mod checkout;
+pub(crate) mod ops;
+pub(crate) mod webhooks;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -34,7 +34,9 @@ pub(crate) fn body(result: Result<Bytes, BytesRejection>) -> Result<Bytes, AppEr
 pub(crate) fn provider(state: &AppState, id: &str) -> Result<Arc<dyn Provider>, AppError> {
     state.registry.get(id).cloned().ok_or_else(|| {
         AppError::not_found("UNKNOWN_PROVIDER", format!("no provider {id:?} is enabled"))
-            .with_details(serde_json::json!({ "enabled": state.registry.ids().collect::<Vec<_>>() }))
+            .with_details(
+                serde_json::json!({ "enabled": state.registry.ids().collect::<Vec<_>>() }),
+            )
     })
 }
 

@@ -44,7 +44,10 @@ pub(crate) async fn receive(
         Err(WebhookError::Signature(e)) => {
             state.metrics.webhook(id, "bad_signature");
             tracing::warn!(provider = id, error = %e, "webhook refused");
-            return Err(AppError::unauthorized("INVALID_SIGNATURE", format!("webhook not verified: {e}")));
+            return Err(AppError::unauthorized(
+                "INVALID_SIGNATURE",
+                format!("webhook not verified: {e}"),
+            ));
         }
         Err(WebhookError::Malformed(m)) => {
             state.metrics.webhook(id, "malformed");
