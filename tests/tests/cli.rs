@@ -82,6 +82,18 @@ async fn the_embedded_default_pays_a_cart_with_no_configuration() {
         .env("RUST_LOG", "warn");
     let gateway = spawn_embedded(cmd);
     let url = gateway.url.clone();
+    let index = http()
+        .get(format!("{url}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        index.contains("psp-gateway") && index.contains(&url),
+        "the printed address serves a page"
+    );
     // One origin serves the storefront's cart API (the sandbox) and the payment API.
     let product = a_product(&url).await;
     let (cart_id, _) = create_cart(&url, &[(&product, 1)]).await;
@@ -126,4 +138,49 @@ async fn the_embedded_default_pays_a_cart_with_no_configuration() {
 
 fn spawn_embedded(cmd: Command) -> Proc {
     tests::spawn_with(cmd, "psp-gateway listening on ")
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_gateway_cleanly() {
+    let sandbox = start_sandbox();
+    let files = GatewayFiles::new(&sandbox.url, "");
+    let mut gateway = files.start(&[]);
+    assert!(http()
+        .get(format!("{}/healthz", gateway.url))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let status = gateway.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn readiness_follows_hantera() {
+    let mut sandbox = start_sandbox();
+    let files = GatewayFiles::new(&sandbox.url, "");
+    let gateway = files.start(&[]);
+    let ready = http()
+        .get(format!("{}/readyz", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    sandbox.kill9();
+    let not_ready = http()
+        .get(format!("{}/readyz", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body: Value = not_ready.json().await.unwrap();
+    assert_eq!(body["store"], "ok");
+    assert_ne!(body["hantera"], "ok");
+    let live = http()
+        .get(format!("{}/healthz", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200, "liveness does not depend on Hantera");
 }

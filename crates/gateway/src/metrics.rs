@@ -4,7 +4,6 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
@@ -16,7 +15,6 @@ pub struct Metrics {
     completions: Family<Labels, Counter>,
     upstream_errors: Family<Labels, Counter>,
     jobs: Family<Labels, Counter>,
-    oldest_pending_job_age: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -55,19 +53,12 @@ impl Metrics {
         );
         let jobs = Family::<Labels, Counter>::default();
         registry.register("jobs", "Job attempts by kind and result", jobs.clone());
-        let oldest_pending_job_age = Gauge::default();
-        registry.register(
-            "oldest_pending_job_age_seconds",
-            "Age of the oldest pending job",
-            oldest_pending_job_age.clone(),
-        );
         Self {
             registry,
             webhooks,
             completions,
             upstream_errors,
             jobs,
-            oldest_pending_job_age,
         }
     }
 
@@ -106,11 +97,6 @@ impl Metrics {
                 ("result", result.to_string()),
             ])
             .inc();
-    }
-
-    /// Sets the age of the oldest pending job.
-    pub fn set_oldest_pending_job_age(&self, seconds: i64) {
-        self.oldest_pending_job_age.set(seconds);
     }
 
     /// The text exposition format.

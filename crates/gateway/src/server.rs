@@ -108,7 +108,12 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let state = AppState::new(Arc::new(config), &public_url, registry, store, hantera);
     let mut app = router(state.clone());
     if let Some((sandbox, _)) = &sandbox {
-        app = app.merge(sandbox.router());
+        let origin = public_url.clone();
+        let index = include_str!("embedded_index.html").replace("$ORIGIN", &origin);
+        app = app.merge(sandbox.router()).route(
+            "/",
+            axum::routing::get(move || async move { axum::response::Html(index) }),
+        );
     }
     for (id, fake, table) in fakes {
         let public_base = format!("{public_url}/fakes/{id}");
