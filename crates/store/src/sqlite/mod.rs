@@ -148,6 +148,30 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Runs a statement that sets a session's idempotency key (reserve or restart), then
+    /// reads the row back. Sessions are never deleted, so the row exists afterwards
+    /// whether or not the statement changed it.
+    async fn write_session_key(
+        &self,
+        sql: &str,
+        cart_id: Uuid,
+        provider: &str,
+        idempotency_key: &str,
+    ) -> Result<Session, StoreError> {
+        let cart = cart_id.to_string();
+        sqlx::query(sql)
+            .bind(&cart)
+            .bind(provider)
+            .bind(idempotency_key)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        self.fetch_session(sessions::GET, &cart, provider)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session of cart {cart_id} at {provider}")))
+    }
+
     async fn fetch_session(
         &self,
         sql: &'static str,
@@ -212,19 +236,8 @@ impl Store for SqliteStore {
         provider: &str,
         idempotency_key: &str,
     ) -> Result<Session, StoreError> {
-        let cart = cart_id.to_string();
-        sqlx::query(sessions::RESERVE)
-            .bind(&cart)
-            .bind(provider)
-            .bind(idempotency_key)
-            .bind(now_ms())
-            .execute(&self.pool)
+        self.write_session_key(sessions::RESERVE, cart_id, provider, idempotency_key)
             .await
-            .map_err(db)?;
-        // Sessions are never deleted, so the row exists now whether we inserted it or not.
-        self.fetch_session(sessions::GET, &cart, provider)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("session of cart {cart_id} at {provider}")))
     }
 
     async fn restart_session(
@@ -233,18 +246,8 @@ impl Store for SqliteStore {
         provider: &str,
         idempotency_key: &str,
     ) -> Result<Session, StoreError> {
-        let cart = cart_id.to_string();
-        sqlx::query(sessions::RESTART)
-            .bind(&cart)
-            .bind(provider)
-            .bind(idempotency_key)
-            .bind(now_ms())
-            .execute(&self.pool)
+        self.write_session_key(sessions::RESTART, cart_id, provider, idempotency_key)
             .await
-            .map_err(db)?;
-        self.fetch_session(sessions::GET, &cart, provider)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("session of cart {cart_id} at {provider}")))
     }
 
     async fn save_session(
