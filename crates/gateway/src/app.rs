@@ -102,8 +102,13 @@ pub fn router(state: AppState) -> Router {
         .nest("/admin", routes::admin::router(state.clone()))
         .fallback(|| async { AppError::not_found("NOT_FOUND", "no such route") })
         .with_state(state.clone());
+    let services = psp_core::ProviderServices {
+        hantera: state.hantera.clone(),
+        store: state.store.clone(),
+        completer: state.completer.clone(),
+    };
     for provider in state.registry.iter() {
-        if let Some(extra) = provider.routes() {
+        if let Some(extra) = provider.routes(&services) {
             app = app.merge(extra);
         }
     }

@@ -427,6 +427,52 @@ impl Hantera for HanteraClient {
         .map(drop)
     }
 
+    /// Adds an activity log entry, once: a lost answer at worst leaves the entry out, which
+    /// is better than writing it twice into what a person reads.
+    async fn add_payment_activity(
+        &self,
+        payment_id: Uuid,
+        message: &str,
+    ) -> Result<(), HanteraError> {
+        let body = Body::json(&serde_json::json!([{
+            "type": "applyCommands",
+            "body": { "commands": [{ "type": "addActivityLog", "messageTemplate": message }] }
+        }]))?;
+        self.resource_call(
+            Method::POST,
+            &wire::payment_actor_path(payment_id),
+            &body,
+            1,
+        )
+        .await?
+        .into_success()
+        .map(drop)
+    }
+
+    /// Sets dynamic fields on a cart. Setting the same values again changes nothing, so the
+    /// call is retried like a read.
+    async fn set_cart_fields(
+        &self,
+        cart_id: Uuid,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), HanteraError> {
+        let body = Body::json(&serde_json::json!([{
+            "type": "applyCommands",
+            "body": { "commands": [{ "type": "setDynamicFields", "fields": fields }] }
+        }]))?;
+        let path = wire::ticket_actor_path(cart_id);
+        with_retries(&self.retry, "set_cart_fields", |attempt| {
+            let (path, body) = (&path, &body);
+            async move {
+                self.resource_call(Method::POST, path, body, attempt)
+                    .await?
+                    .into_success()
+                    .map(drop)
+            }
+        })
+        .await
+    }
+
     /// Hantera is up when it issues (or has issued) a token and its Commerce ingress
     /// answers without a server error.
     async fn ping(&self) -> Result<(), HanteraError> {

@@ -19,8 +19,8 @@ pub use money::{Currency, Money, MoneyError};
 pub use provider::{
     fakes, Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
     ExistingSession, FakeContext, FakeRegistration, ParsedEvent, Provider, ProviderContext,
-    ProviderError, ProviderRegistration, PspPayment, PspStatus, Registry, RegistryError,
-    VerifiedEvent, WebhookDelivery, WebhookError,
+    ProviderError, ProviderRegistration, ProviderServices, PspPayment, PspStatus, Registry,
+    RegistryError, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
 };
 pub use secret::Secret;
 pub use signature::{SignatureVerifier, VerifiedBody, VerifyError};

@@ -133,6 +133,21 @@ pub trait Hantera: Send + Sync + 'static {
     /// Relates the payment to the cart and completes the cart, in one atomic batch.
     async fn link_and_complete(&self, cart_id: Uuid, payment_id: Uuid) -> Result<(), HanteraError>;
 
+    /// Adds an activity log entry to a payment (what a person reads in Hantera's portal).
+    async fn add_payment_activity(
+        &self,
+        payment_id: Uuid,
+        message: &str,
+    ) -> Result<(), HanteraError>;
+
+    /// Sets dynamic fields on a cart (for example a provider's sync hashes); `null`
+    /// removes a field.
+    async fn set_cart_fields(
+        &self,
+        cart_id: Uuid,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), HanteraError>;
+
     /// Records a charge on a payment.
     async fn charge(&self, payment_id: Uuid, charge: &Charge) -> Result<(), HanteraError>;
 

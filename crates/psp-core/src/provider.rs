@@ -281,6 +281,17 @@ impl VerifiedEvent {
         })
     }
 
+    /// Builds an event from the PSP's own answer to an authenticated re-read, for a PSP
+    /// that does not sign its calls (the call was only a hint). Only a provider that has
+    /// just read the payment from its PSP with our credentials may use it.
+    pub fn from_psp_read(read: ParsedEvent) -> Self {
+        Self {
+            event_id: read.event_id,
+            event_type: read.event_type,
+            kind: read.kind,
+        }
+    }
+
     /// The PSP's event id.
     pub fn event_id(&self) -> &str {
         &self.event_id
@@ -312,9 +323,13 @@ pub trait Provider: Send + Sync + 'static {
     /// Starts a session for the cart, or brings `existing` up to date.
     async fn checkout(&self, req: CheckoutRequest<'_>) -> Result<CheckoutSession, ProviderError>;
 
-    /// Verifies a webhook on its raw bytes and says what it asks for.
-    fn verify_webhook(&self, delivery: &WebhookDelivery<'_>)
-        -> Result<VerifiedEvent, WebhookError>;
+    /// Verifies a webhook on its raw bytes and says what it asks for. A PSP that does not
+    /// sign its calls treats the delivery as a hint: it re-reads the PSP with our own
+    /// credentials (rate-limited) and builds the event from that answer.
+    async fn verify_webhook(
+        &self,
+        delivery: &WebhookDelivery<'_>,
+    ) -> Result<VerifiedEvent, WebhookError>;
 
     /// Re-reads a payment from the PSP with our own credentials.
     async fn fetch(&self, psp_ref: &str) -> Result<PspPayment, ProviderError>;
@@ -325,10 +340,67 @@ pub trait Provider: Send + Sync + 'static {
     /// Releases an authorization (a double payment).
     async fn void(&self, psp_ref: &str, idempotency_key: &str) -> Result<(), ProviderError>;
 
-    /// Extra routes the provider serves inside the gateway (hosted pages, callbacks),
-    /// mounted at the root. None by default.
-    fn routes(&self) -> Option<axum::Router> {
+    /// What the PSP needs to know of the cart while the customer pays. The gateway hashes
+    /// it on every `OnCartMutation` and schedules a sync when the hash changes. The default
+    /// is the total; a PSP showing order lines returns those too.
+    fn sync_payload(&self, cart: &RenderedCart) -> Result<serde_json::Value, ProviderError> {
+        let total = cart.total().map_err(|e| {
+            ProviderError::BadRequest(format!("the cart total cannot be paid: {e}"))
+        })?;
+        Ok(serde_json::json!({ "amount": total.minor, "currency": total.currency.code() }))
+    }
+
+    /// Brings an open PSP session in step with the cart. `ProviderError::Locked` when the
+    /// session can no longer change (authorized), which the gateway records for a person.
+    async fn sync(&self, req: SyncRequest<'_>) -> Result<(), ProviderError> {
+        let _ = req;
+        Err(ProviderError::Unsupported("sync"))
+    }
+
+    /// Runs after the cart was completed with this payment (Kustom acknowledges the order
+    /// here). Failing it does not undo the completion; the PSP's own retries bring it back.
+    async fn after_completion(&self, psp_ref: &str) -> Result<(), ProviderError> {
+        let _ = psp_ref;
+        Ok(())
+    }
+
+    /// Extra routes the provider serves inside the gateway (callbacks such as Kustom's
+    /// validation), mounted at the root. None by default.
+    fn routes(&self, services: &ProviderServices) -> Option<axum::Router> {
+        let _ = services;
         None
+    }
+}
+
+/// A request to bring an open PSP session in step with the cart.
+#[derive(Debug)]
+pub struct SyncRequest<'a> {
+    /// The PSP's payment id.
+    pub psp_ref: &'a str,
+    /// The cart as Hantera rendered it in the mutation.
+    pub cart: &'a RenderedCart,
+    /// The cart total.
+    pub amount: Money,
+    /// What [`Provider::sync_payload`] returned for this cart.
+    pub payload: &'a serde_json::Value,
+    /// Persisted with the sync job and reused on every retry of it.
+    pub idempotency_key: &'a str,
+}
+
+/// What a provider's own routes may use: the same ports and orchestrator as the gateway.
+#[derive(Clone)]
+pub struct ProviderServices {
+    /// Hantera.
+    pub hantera: Arc<dyn crate::ports::Hantera>,
+    /// The durable store.
+    pub store: Arc<dyn crate::ports::Store>,
+    /// The completion orchestrator.
+    pub completer: Arc<crate::completion::Completer>,
+}
+
+impl std::fmt::Debug for ProviderServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderServices").finish_non_exhaustive()
     }
 }
 

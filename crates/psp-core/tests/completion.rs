@@ -93,7 +93,7 @@ impl Provider for Scripted {
         Err(ProviderError::Unsupported("checkout is not scripted"))
     }
 
-    fn verify_webhook(&self, _: &WebhookDelivery<'_>) -> Result<VerifiedEvent, WebhookError> {
+    async fn verify_webhook(&self, _: &WebhookDelivery<'_>) -> Result<VerifiedEvent, WebhookError> {
         Err(WebhookError::Malformed("webhooks are not scripted".into()))
     }
 

@@ -176,9 +176,11 @@ pub async fn a_valid_signature_verifies_and_names_the_payment(h: &dyn Harness) {
     }
     let (secrets, _) = configured_secrets(h);
     let body = h.authorized_event("evt_conformance_valid", "conformance_ref_valid");
-    let event = verify(h, &*provider, &secrets[0], unix_now(), &body).unwrap_or_else(|e| {
-        panic!("a delivery signed with the first configured secret must verify, got: {e}")
-    });
+    let event = verify(h, &*provider, &secrets[0], unix_now(), &body)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("a delivery signed with the first configured secret must verify, got: {e}")
+        });
     assert_eq!(
         event.event_id(),
         "evt_conformance_valid",
@@ -209,17 +211,20 @@ pub async fn a_forged_signature_is_refused(h: &dyn Harness) {
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     let err = verify_with_header(h, &*provider, Some(&header), &tampered)
+        .await
         .expect_err("a body changed after signing must be refused");
     assert_signature_error(&err, "a body changed after signing");
 
     // A signature nobody computed.
     let forged = format!("t={now},v1={}", "ab".repeat(32));
     let err = verify_with_header(h, &*provider, Some(&forged), &body)
+        .await
         .expect_err("a made-up signature must be refused");
     assert_signature_error(&err, "a made-up signature");
 
     // No signature at all.
     let err = verify_with_header(h, &*provider, None, &body)
+        .await
         .expect_err("a delivery without a signature header must be refused");
     assert_signature_error(&err, "a missing signature header");
 }
@@ -233,6 +238,7 @@ pub async fn a_stale_timestamp_is_refused(h: &dyn Harness) {
     let (secrets, _) = configured_secrets(h);
     let body = h.authorized_event("evt_conformance_stale", "conformance_ref_stale");
     let err = verify(h, &*provider, &secrets[0], unix_now() - 600, &body)
+        .await
         .expect_err("a delivery signed ten minutes ago must be refused");
     assert!(
         matches!(err, WebhookError::Signature(VerifyError::Stale)),
@@ -251,8 +257,10 @@ pub async fn a_replayed_delivery_yields_the_same_event_id(h: &dyn Harness) {
     let body = h.authorized_event("evt_conformance_replay", "conformance_ref_replay");
     let now = unix_now();
     let first = verify(h, &*provider, &secrets[0], now - 60, &body)
+        .await
         .unwrap_or_else(|e| panic!("the first delivery must verify, got: {e}"));
     let again = verify(h, &*provider, &secrets[0], now, &body)
+        .await
         .unwrap_or_else(|e| panic!("the redelivery must verify, got: {e}"));
     assert_eq!(
         first.event_id(),
@@ -302,7 +310,7 @@ pub async fn every_configured_secret_verifies_during_rotation(h: &dyn Harness) {
     let body = h.authorized_event("evt_conformance_rotation", "conformance_ref_rotation");
     let now = unix_now();
     for (i, secret) in secrets.iter().enumerate() {
-        if let Err(e) = verify(h, &*provider, secret, now, &body) {
+        if let Err(e) = verify(h, &*provider, secret, now, &body).await {
             panic!("a delivery signed with configured secret #{i} must verify, got: {e}");
         }
     }
@@ -311,7 +319,7 @@ pub async fn every_configured_secret_verifies_during_rotation(h: &dyn Harness) {
     let new = sign_header(&secrets[secrets.len() - 1], now, &body);
     let v1 = new.split_once(",v1=").map(|(_, v)| v).unwrap_or_default();
     let both = format!("{old},v1={v1}");
-    if let Err(e) = verify_with_header(h, &*provider, Some(&both), &body) {
+    if let Err(e) = verify_with_header(h, &*provider, Some(&both), &body).await {
         panic!("a header carrying one good v1 among several must verify, got: {e}");
     }
 }
@@ -325,6 +333,7 @@ pub async fn an_unknown_secret_is_refused(h: &dyn Harness) {
     let (_, unknown) = configured_secrets(h);
     let body = h.authorized_event("evt_conformance_unknown", "conformance_ref_unknown");
     let err = verify(h, &*provider, &unknown, unix_now(), &body)
+        .await
         .expect_err("a delivery signed with an unknown secret must be refused");
     assert!(
         matches!(err, WebhookError::Signature(VerifyError::NoMatch)),
@@ -513,7 +522,7 @@ fn configured_secrets(h: &dyn Harness) -> (Vec<Secret>, Secret) {
     (secrets, unknown)
 }
 
-fn verify(
+async fn verify(
     h: &dyn Harness,
     provider: &dyn Provider,
     secret: &Secret,
@@ -521,10 +530,10 @@ fn verify(
     body: &[u8],
 ) -> Result<VerifiedEvent, WebhookError> {
     let header = sign_header(secret, timestamp, body);
-    verify_with_header(h, provider, Some(&header), body)
+    verify_with_header(h, provider, Some(&header), body).await
 }
 
-fn verify_with_header(
+async fn verify_with_header(
     h: &dyn Harness,
     provider: &dyn Provider,
     header: Option<&str>,
@@ -534,12 +543,14 @@ fn verify_with_header(
         Some(value) => signed_headers(h.signature_header(), value),
         None => HeaderMap::new(),
     };
-    provider.verify_webhook(&WebhookDelivery {
-        headers: &headers,
-        body,
-        query: None,
-        now: SystemTime::now(),
-    })
+    provider
+        .verify_webhook(&WebhookDelivery {
+            headers: &headers,
+            body,
+            query: None,
+            now: SystemTime::now(),
+        })
+        .await
 }
 
 fn assert_signature_error(err: &WebhookError, what: &str) {

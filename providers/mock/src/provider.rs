@@ -551,7 +551,7 @@ impl Provider for MockProvider {
         session(parse_payment(&answer.body)?)
     }
 
-    fn verify_webhook(
+    async fn verify_webhook(
         &self,
         delivery: &WebhookDelivery<'_>,
     ) -> Result<VerifiedEvent, WebhookError> {

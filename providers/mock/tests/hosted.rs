@@ -84,7 +84,7 @@ async fn an_approval_sends_a_signed_webhook_that_the_adapter_verifies() {
     assert_eq!(event["data"]["object"]["status"], "authorized");
     assert_eq!(event["data"]["object"]["authorized_amount"], 1000);
 
-    let verified = provider.verify_webhook(&got.delivery()).unwrap();
+    let verified = provider.verify_webhook(&got.delivery()).await.unwrap();
     assert_eq!(verified.event_id(), event["id"].as_str().unwrap());
     assert_eq!(verified.event_type(), "payment.authorized");
     assert_eq!(
@@ -124,7 +124,7 @@ async fn the_decline_button_fails_the_payment_and_sends_a_failed_webhook() {
     assert_eq!(p.status, PaymentStatus::Failed);
     assert_eq!(p.failure_reason.as_deref(), Some("declined_by_customer"));
     let got = h.receiver.wait_for(&id, "payment.failed").await;
-    let verified = provider.verify_webhook(&got.delivery()).unwrap();
+    let verified = provider.verify_webhook(&got.delivery()).await.unwrap();
     assert_eq!(verified.kind(), &EventKind::Failed { psp_ref: id });
 }
 

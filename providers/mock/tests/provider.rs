@@ -80,7 +80,7 @@ fn signed(secret: &str, timestamp: i64, body: &[u8]) -> HeaderMap {
     headers
 }
 
-fn verify(
+async fn verify(
     p: &MockProvider,
     headers: &HeaderMap,
     body: &[u8],
@@ -91,6 +91,7 @@ fn verify(
         query: None,
         now: SystemTime::now(),
     })
+    .await
 }
 
 const EVENT: &str = r#"{"id":"mevt_1","object":"event","type":"payment.voided","created":1,"data":{"object":{"id":"mpay_1"}}}"#;
@@ -444,7 +445,7 @@ async fn a_webhook_signed_with_a_rotated_secret_still_verifies() {
     .unwrap();
     for secret in ["whsec_new", "whsec_old"] {
         let headers = signed(secret, unix_now(), EVENT.as_bytes());
-        let event = verify(&p, &headers, EVENT.as_bytes()).unwrap();
+        let event = verify(&p, &headers, EVENT.as_bytes()).await.unwrap();
         assert_eq!(
             event.kind(),
             &EventKind::Canceled {
@@ -454,7 +455,7 @@ async fn a_webhook_signed_with_a_rotated_secret_still_verifies() {
     }
     let retired = signed("whsec_retired", unix_now(), EVENT.as_bytes());
     assert!(matches!(
-        verify(&p, &retired, EVENT.as_bytes()),
+        verify(&p, &retired, EVENT.as_bytes()).await,
         Err(WebhookError::Signature(VerifyError::NoMatch))
     ));
 }
@@ -467,31 +468,31 @@ async fn stale_forged_unsigned_and_tampered_webhooks_are_refused() {
 
     let stale = signed(SECRET, unix_now() - 301, body);
     assert!(matches!(
-        verify(&p, &stale, body),
+        verify(&p, &stale, body).await,
         Err(WebhookError::Signature(VerifyError::Stale))
     ));
 
     let forged = signed("whsec_attacker", unix_now(), body);
     assert!(matches!(
-        verify(&p, &forged, body),
+        verify(&p, &forged, body).await,
         Err(WebhookError::Signature(VerifyError::NoMatch))
     ));
 
     assert!(matches!(
-        verify(&p, &HeaderMap::new(), body),
+        verify(&p, &HeaderMap::new(), body).await,
         Err(WebhookError::Signature(VerifyError::MissingHeader))
     ));
 
     let good = signed(SECRET, unix_now(), body);
     let tampered = EVENT.replace("mpay_1", "mpay_2");
     assert!(matches!(
-        verify(&p, &good, tampered.as_bytes()),
+        verify(&p, &good, tampered.as_bytes()).await,
         Err(WebhookError::Signature(VerifyError::NoMatch))
     ));
-    assert!(verify(&p, &good, body).is_ok());
+    assert!(verify(&p, &good, body).await.is_ok());
     // Signed four minutes ago is still inside the five-minute tolerance.
     let recent = signed(SECRET, unix_now() - 240, body);
-    assert!(verify(&p, &recent, body).is_ok());
+    assert!(verify(&p, &recent, body).await.is_ok());
 }
 
 #[tokio::test]
@@ -506,7 +507,10 @@ async fn a_validly_signed_body_that_is_not_an_event_is_malformed() {
     ] {
         let headers = signed(SECRET, unix_now(), body);
         assert!(
-            matches!(verify(&p, &headers, body), Err(WebhookError::Malformed(_))),
+            matches!(
+                verify(&p, &headers, body).await,
+                Err(WebhookError::Malformed(_))
+            ),
             "{}",
             String::from_utf8_lossy(body)
         );
@@ -514,7 +518,7 @@ async fn a_validly_signed_body_that_is_not_an_event_is_malformed() {
     let other = br#"{"id":"mevt_2","type":"payment.captured","data":{"object":{"id":"mpay_1"}}}"#;
     let headers = signed(SECRET, unix_now(), other);
     assert_eq!(
-        verify(&p, &headers, other).unwrap().kind(),
+        verify(&p, &headers, other).await.unwrap().kind(),
         &EventKind::Other
     );
 }
@@ -568,7 +572,7 @@ async fn the_registered_fake_serves_a_whole_payment_where_the_gateway_mounts_it(
         .unwrap();
     assert!(approved.status().is_success());
     let got = receiver.wait_for(&s.psp_ref, "payment.authorized").await;
-    let event = p.verify_webhook(&got.delivery()).unwrap();
+    let event = p.verify_webhook(&got.delivery()).await.unwrap();
     assert_eq!(
         event.kind(),
         &EventKind::Authorized {

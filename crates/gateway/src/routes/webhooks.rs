@@ -39,7 +39,7 @@ pub(crate) async fn receive(
         query: query.as_deref(),
         now: SystemTime::now(),
     };
-    let event = match provider.verify_webhook(&delivery) {
+    let event = match provider.verify_webhook(&delivery).await {
         Ok(event) => event,
         Err(WebhookError::Signature(e)) => {
             state.metrics.webhook(id, "bad_signature");

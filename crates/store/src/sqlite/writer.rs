@@ -19,8 +19,12 @@ use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::sql::webhook_inbox;
-use super::{insert_job, BEGIN_WRITE};
+use std::collections::HashSet;
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::sql::{jobs as jobs_sql, webhook_inbox};
+use super::BEGIN_WRITE;
 use crate::clock::now_ms;
 
 /// The most webhooks committed in one transaction. Large enough that a burst of thousands
@@ -170,36 +174,64 @@ async fn commit_batch(
     }
 }
 
-/// Records every webhook of the batch in one transaction. Each insert's affected-row count
-/// tells a new webhook from a duplicate, including a duplicate of an earlier webhook in the
-/// same batch, since the transaction sees its own inserts. The job of a webhook is added
-/// only when the webhook is new, so a resent webhook never schedules work twice.
+/// Rows per multi-row statement: 6 bound values a row stays far below SQLite's limit of
+/// 32,766 variables per statement.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Records every webhook of the batch in one transaction, with one multi-row statement for
+/// the inbox and one for the jobs, so a batch costs a handful of round trips to SQLite
+/// instead of two per webhook. `RETURNING` names the rows that were inserted, which tells a
+/// new webhook from a duplicate, including a duplicate of an earlier webhook in the same
+/// batch (SQLite inserts the rows in order, so the first occurrence wins). The job of a
+/// webhook is added only when the webhook is new, so a resent webhook never schedules work
+/// twice.
 async fn write(
     conn: &mut SqliteConnection,
     batch: &[(NewWebhook, oneshot::Sender<Result<Recorded, StoreError>>)],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     let now = now_ms();
     let mut tx = conn.begin_with(BEGIN_WRITE).await?;
+    let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(batch.len());
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(webhook_inbox::INSERT_MANY_HEAD);
+        insert.push_values(chunk, |mut row, (webhook, _)| {
+            row.push_bind(&webhook.provider)
+                .push_bind(&webhook.event_id)
+                .push_bind(&webhook.event_type)
+                .push_bind(webhook.psp_ref.as_deref())
+                .push_bind(&webhook.body[..])
+                .push_bind(now);
+        });
+        insert.push(webhook_inbox::INSERT_MANY_TAIL);
+        let rows: Vec<(String, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+        inserted.extend(rows);
+    }
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut jobs = Vec::new();
     for (webhook, _) in batch {
-        let inserted = sqlx::query(webhook_inbox::INSERT)
-            .bind(&webhook.provider)
-            .bind(&webhook.event_id)
-            .bind(&webhook.event_type)
-            .bind(webhook.psp_ref.as_deref())
-            .bind(&webhook.body[..])
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted == 0 {
+        // Removing the key makes a second occurrence in the same batch a duplicate.
+        if inserted.remove(&(webhook.provider.clone(), webhook.event_id.clone())) {
+            outcomes.push(Recorded::New);
+            jobs.extend(webhook.job.as_ref());
+        } else {
             outcomes.push(Recorded::Duplicate);
-            continue;
         }
-        if let Some(job) = &webhook.job {
-            insert_job(&mut *tx, job, now).await?;
-        }
-        outcomes.push(Recorded::New);
+    }
+    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(jobs_sql::INSERT_MANY_HEAD);
+        insert.push_values(chunk, |mut row, job| {
+            row.push_bind(&job.kind)
+                .push_bind(&job.dedupe_key)
+                .push_bind(job.cart_id.map(|c| c.to_string()))
+                .push_bind(job.payload.to_string())
+                .push_unseparated(", 'pending', 0, ")
+                .push_bind_unseparated(i64::from(job.max_attempts))
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        insert.push(jobs_sql::INSERT_MANY_TAIL);
+        insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(outcomes)

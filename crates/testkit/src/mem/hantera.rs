@@ -37,6 +37,10 @@ pub enum Op {
     LinkAndComplete,
     /// [`Hantera::charge`].
     Charge,
+    /// [`Hantera::add_payment_activity`].
+    PaymentActivity,
+    /// [`Hantera::set_cart_fields`].
+    SetCartFields,
     /// [`Hantera::ping`].
     Ping,
 }
@@ -75,6 +79,20 @@ pub enum Call {
         /// The amount in major units.
         amount: Decimal,
     },
+    /// An activity log entry was added to a payment.
+    PaymentActivity {
+        /// The payment.
+        payment_id: Uuid,
+        /// The entry.
+        message: String,
+    },
+    /// Dynamic fields were set on a cart.
+    SetCartFields {
+        /// The cart.
+        cart_id: Uuid,
+        /// The fields as sent.
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
     /// Readiness was asked.
     Ping,
 }
@@ -88,6 +106,8 @@ impl Call {
             Call::CreatePayment { .. } => Op::CreatePayment,
             Call::LinkAndComplete { .. } => Op::LinkAndComplete,
             Call::Charge { .. } => Op::Charge,
+            Call::PaymentActivity { .. } => Op::PaymentActivity,
+            Call::SetCartFields { .. } => Op::SetCartFields,
             Call::Ping => Op::Ping,
         }
     }
@@ -133,6 +153,8 @@ pub struct MemPayment {
     pub authorizations: Vec<MemAuthorization>,
     /// The charges recorded after captures.
     pub charges: Vec<Charge>,
+    /// Activity log entries, oldest first.
+    pub activity: Vec<String>,
 }
 
 /// A call held at the door: it waits, before doing anything, until the test releases
@@ -178,6 +200,7 @@ enum Action {
 struct MemCart {
     cart: RenderedCart,
     payments: Vec<Uuid>,
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default)]
@@ -256,7 +279,14 @@ impl MemHantera {
             .get(&cart.cart_id)
             .map(|c| c.payments.clone())
             .unwrap_or_default();
-        s.carts.insert(cart.cart_id, MemCart { cart, payments });
+        s.carts.insert(
+            cart.cart_id,
+            MemCart {
+                cart,
+                payments,
+                fields: serde_json::Map::new(),
+            },
+        );
     }
 
     /// The cart as `get_cart` would render it, without logging a call.
@@ -266,6 +296,16 @@ impl MemHantera {
             .carts
             .get(&cart_id)
             .map(|c| c.cart.clone())
+    }
+
+    /// The dynamic fields set on a cart, without logging a call.
+    pub fn cart_fields(&self, cart_id: Uuid) -> serde_json::Map<String, serde_json::Value> {
+        self.state
+            .lock()
+            .carts
+            .get(&cart_id)
+            .map(|c| c.fields.clone())
+            .unwrap_or_default()
     }
 
     /// The cart's state, without logging a call.
@@ -516,6 +556,7 @@ impl State {
                 authorization_state: "successful".into(),
             }],
             charges: Vec::new(),
+            activity: Vec::new(),
         };
         self.by_reference
             .insert(p.external_reference.clone(), payment_id);
@@ -645,6 +686,60 @@ impl Hantera for MemHantera {
             let result = s.charge(payment_id, charge);
             let changed = result.is_ok();
             (result, changed)
+        })
+        .await
+    }
+
+    async fn add_payment_activity(
+        &self,
+        payment_id: Uuid,
+        message: &str,
+    ) -> Result<(), HanteraError> {
+        let call = Call::PaymentActivity {
+            payment_id,
+            message: message.to_string(),
+        };
+        self.run(call, None, |s| match s.payments.get_mut(&payment_id) {
+            Some(p) => {
+                p.activity.push(message.to_string());
+                (Ok(()), true)
+            }
+            None => (
+                Err(api(
+                    404,
+                    "NOT_FOUND",
+                    format!("payment {payment_id} not found"),
+                )),
+                false,
+            ),
+        })
+        .await
+    }
+
+    async fn set_cart_fields(
+        &self,
+        cart_id: Uuid,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), HanteraError> {
+        let call = Call::SetCartFields {
+            cart_id,
+            fields: fields.clone(),
+        };
+        self.run(call, None, |s| match s.carts.get_mut(&cart_id) {
+            Some(c) => {
+                for (k, v) in fields {
+                    if v.is_null() {
+                        c.fields.remove(k);
+                    } else {
+                        c.fields.insert(k.clone(), v.clone());
+                    }
+                }
+                (Ok(()), true)
+            }
+            None => (
+                Err(api(404, "NOT_FOUND", format!("cart {cart_id} not found"))),
+                false,
+            ),
         })
         .await
     }

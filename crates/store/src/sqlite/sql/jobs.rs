@@ -16,6 +16,14 @@ pub(crate) const INSERT: &str = "\
     ON CONFLICT (dedupe_key) DO NOTHING \
     RETURNING id";
 
+/// The head of a multi-row insert of new jobs (state, attempts are written inline).
+pub(crate) const INSERT_MANY_HEAD: &str = "\
+    INSERT INTO jobs (kind, dedupe_key, cart_id, payload, state, attempts, max_attempts, \
+                      next_run_at, created_at, updated_at) ";
+
+/// The tail of a multi-row insert of jobs: an existing dedupe key adds nothing.
+pub(crate) const INSERT_MANY_TAIL: &str = " ON CONFLICT (dedupe_key) DO NOTHING";
+
 /// The id of the job holding a dedupe key.
 pub(crate) const ID_BY_KEY: &str = "SELECT id FROM jobs WHERE dedupe_key = $1";
 
