@@ -13,4 +13,6 @@ pub mod worker;
 
 // Linking the provider crates is what registers them: `inventory` collects the
 // registrations of every crate in the binary. Nothing here names a provider otherwise.
+use kustom as _;
 use mock as _;
+use stripe as _;
