@@ -15,10 +15,6 @@ use figment::Figment;
 use psp_core::Secret;
 use serde::{Deserialize, Serialize};
 
-/// The webhook secret the embedded default shares between the mock provider and its fake.
-/// It is public on purpose: the embedded default handles no real money.
-pub const SANDBOX_MOCK_SECRET: &str = "whsec_mock_sandbox";
-
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,10 +240,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         } else {
-            figment = figment.merge(Serialized::default(
-                "providers",
-                serde_json::json!({ "mock": { "webhook_secret": SANDBOX_MOCK_SECRET } }),
-            ));
+            // The embedded default enables every compiled-in provider that ships a fake,
+            // with the sandbox settings that match its fake.
+            let providers: serde_json::Map<String, serde_json::Value> = psp_core::fakes()
+                .into_iter()
+                .map(|(id, fake)| (id.to_string(), (fake.sandbox_config)()))
+                .collect();
+            figment = figment.merge(Serialized::default("providers", providers));
         }
         figment = figment.merge(Env::prefixed("PSP_").split("__"));
         let config: Config = figment

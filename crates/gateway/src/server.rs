@@ -117,9 +117,11 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     }
     for (id, fake, table) in fakes {
         let public_base = format!("{public_url}/fakes/{id}");
+        let webhook_url = format!("{public_url}/webhooks/{id}");
         let ctx = psp_core::FakeContext {
             public_base: &public_base,
             config: &table,
+            webhook_url: Some(&webhook_url),
         };
         app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
     }
@@ -215,6 +217,7 @@ pub async fn run_sandbox(listen: &str) -> anyhow::Result<()> {
         let ctx = psp_core::FakeContext {
             public_base: &public_base,
             config: &empty,
+            webhook_url: None,
         };
         app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
     }

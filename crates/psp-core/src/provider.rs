@@ -442,6 +442,10 @@ pub struct FakeContext<'a> {
     /// The provider's config table, so the fake shares its secrets; `{}` when the fake
     /// runs in the stand-alone sandbox, where it uses its documented sandbox defaults.
     pub config: &'a serde_json::Value,
+    /// Where the fake sends webhooks when its PSP has account-level webhook endpoints
+    /// (Stripe): the gateway's `/webhooks/{id}` in the embedded default. `None` in the
+    /// stand-alone sandbox, where a test registers its gateway with the fake's API.
+    pub webhook_url: Option<&'a str>,
 }
 
 /// A provider's fake PSP, for the embedded default and the stand-alone sandbox. Each
@@ -453,6 +457,9 @@ pub struct FakeRegistration {
     pub id: &'static str,
     /// Builds the fake's router (paths relative to its mount point).
     pub build: fn(&FakeContext<'_>) -> axum::Router,
+    /// The provider's config table in the embedded default (sandbox keys and secrets that
+    /// match the fake's defaults). Every provider with a fake is enabled there.
+    pub sandbox_config: fn() -> serde_json::Value,
 }
 
 inventory::collect!(FakeRegistration);

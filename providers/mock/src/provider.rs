@@ -61,8 +61,12 @@ fn build_fake(ctx: &psp_core::FakeContext<'_>) -> axum::Router {
     .router()
 }
 
+fn sandbox_config() -> Value {
+    json!({ "webhook_secret": crate::SANDBOX_WEBHOOK_SECRET })
+}
+
 psp_core::inventory::submit! {
-    psp_core::FakeRegistration { id: ID, build: build_fake }
+    psp_core::FakeRegistration { id: ID, build: build_fake, sandbox_config }
 }
 
 /// The mock provider's adapter.

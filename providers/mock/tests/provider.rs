@@ -538,6 +538,7 @@ async fn the_registered_fake_serves_a_whole_payment_where_the_gateway_mounts_it(
     let router = (fake.build)(&psp_core::FakeContext {
         public_base: &public_base,
         config: &config,
+        webhook_url: None,
     });
     common::serve_on(listener, axum::Router::new().nest(mock::FAKE_PATH, router)).await;
     let p = MockProvider::from_config(&config, &public_url).unwrap();
