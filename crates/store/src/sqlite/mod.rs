@@ -15,10 +15,8 @@ use psp_core::ports::{
     NewJob, NewWebhook, Recorded, Session, SessionStatus, Store, StoreError,
 };
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Connection;
 use uuid::Uuid;
 
 use self::decode::db;
@@ -84,12 +82,6 @@ impl SqliteStore {
             .foreign_keys(true);
         let database = options.get_filename().display().to_string();
 
-        // The writer's connection is opened first. For an in-memory database it is also
-        // what keeps the database alive: a shared in-memory database lives only as long as
-        // one connection to it is open.
-        let conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(|e| StoreError::Backend(format!("opening {database}: {e}")))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             .min_connections(1)
@@ -101,9 +93,12 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating {database}: {e}")))?;
 
+        // The writer opens its own connection once the schema exists. For an in-memory
+        // database the pool's permanent connection keeps the database alive.
+        let writer = Writer::start(&options, BUSY_TIMEOUT)?;
         Ok(Self {
             pool,
-            writer: Writer::start(conn, options),
+            writer,
             database,
         })
     }

@@ -16,13 +16,13 @@ pub(crate) const INSERT: &str = "\
     ON CONFLICT (dedupe_key) DO NOTHING \
     RETURNING id";
 
-/// The head of a multi-row insert of new jobs (state, attempts are written inline).
-pub(crate) const INSERT_MANY_HEAD: &str = "\
+/// Inserts a job without returning its id (the webhook writer's form); an existing dedupe
+/// key adds nothing.
+pub(crate) const INSERT_QUIET: &str = "\
     INSERT INTO jobs (kind, dedupe_key, cart_id, payload, state, attempts, max_attempts, \
-                      next_run_at, created_at, updated_at) ";
-
-/// The tail of a multi-row insert of jobs: an existing dedupe key adds nothing.
-pub(crate) const INSERT_MANY_TAIL: &str = " ON CONFLICT (dedupe_key) DO NOTHING";
+                      next_run_at, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $6, $6) \
+    ON CONFLICT (dedupe_key) DO NOTHING";
 
 /// The id of the job holding a dedupe key.
 pub(crate) const ID_BY_KEY: &str = "SELECT id FROM jobs WHERE dedupe_key = $1";

@@ -3,13 +3,11 @@
 //! The body is bound as a byte slice; SQLite stores it as BLOB and PostgreSQL will store it
 //! as bytea. The column type lives only in the migration.
 
-/// The head of a multi-row insert; the writer appends `VALUES (…), (…)` and the tail.
-pub(crate) const INSERT_MANY_HEAD: &str =
-    "INSERT INTO webhook_inbox (provider, event_id, event_type, psp_ref, body, received_at) ";
-
-/// The tail of a multi-row insert: duplicates are skipped and the inserted keys returned.
-pub(crate) const INSERT_MANY_TAIL: &str =
-    " ON CONFLICT (provider, event_id) DO NOTHING RETURNING provider, event_id";
+/// Inserts a webhook; affects no row when (provider, event_id) exists already.
+pub(crate) const INSERT: &str = "\
+    INSERT INTO webhook_inbox (provider, event_id, event_type, psp_ref, body, received_at) \
+    VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (provider, event_id) DO NOTHING";
 
 /// One webhook by (provider, event_id).
 pub(crate) const GET: &str = "\
