@@ -107,13 +107,17 @@ pub(crate) async fn start(
     }
 
     let webhook_url = state.webhook_url(id);
+    // The stored key is combined with the amount: a retry for the same cart total replays
+    // at the PSP, while a cart that changed before the first answer was saved is a new
+    // request rather than an idempotency conflict that would block the cart for good.
+    let idempotency_key = format!("{}:{}", session.idempotency_key, amount.minor);
     let result = provider
         .checkout(CheckoutRequest {
             cart: &cart,
             amount,
             body: &request_body,
             existing: existing.as_ref(),
-            idempotency_key: &session.idempotency_key,
+            idempotency_key: &idempotency_key,
             webhook_url: &webhook_url,
         })
         .await;
