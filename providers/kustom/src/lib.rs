@@ -1,1 +1,66 @@
-//! The Kustom provider: iframe checkout, confirmation and push with acknowledgement, validation callback, order sync, capture, and a strict fake Kustom.
+//! The Kustom provider (Kustom is Klarna Checkout v3 and Order Management v1 under a new
+//! name): an iframe checkout, confirmation and push with acknowledgement, the validation
+//! callback, order sync, capture and void, and a strict fake Kustom.
+//!
+//! - **Checkout** turns the rendered cart into a Kustom checkout order ([`order`], with
+//!   the tax rates derived in [`tax`]) and answers `{htmlSnippet, orderId}`. The order's
+//!   `merchant_reference1` is the cart id; its push URL is the gateway's
+//!   `/webhooks/kustom?kustom_order_id={checkout.order.id}` and its validation URL
+//!   `/providers/kustom/validate`.
+//! - **Confirm** and **push** run the gateway's shared completion, which reads the order
+//!   through [`KustomProvider`]'s `fetch`; `after_completion` acknowledges the order.
+//!   The push is not signed, so it is only a hint: the order is re-read with our own
+//!   credentials, at most `push_reads_per_window` times per window, and only for orders a
+//!   checkout session of this gateway holds.
+//! - **Validation** answers Kustom's pre-purchase call within its 3 s (`validate`).
+//! - **Sync** replaces the order lines while the order is `checkout_incomplete`.
+//! - **Capture** and **void** go through Order Management with `Klarna-Idempotency-Key`.
+//!
+//! [`fake`] is Kustom for tests and the embedded default, registered as a
+//! `psp_core::FakeRegistration` and mounted by the gateway at `/fakes/kustom`.
+
+#![warn(missing_docs)]
+
+mod client;
+pub mod config;
+pub mod fake;
+mod limit;
+pub mod order;
+mod provider;
+pub mod tax;
+mod validate;
+
+pub use client::IDEMPOTENCY_HEADER;
+pub use config::KustomConfig;
+pub use fake::{FakeConfig, FakeKustom, PushSchedule, SANDBOX_API_KEY};
+pub use order::{OrderAmounts, OrderLine};
+pub use provider::{KustomProvider, FAKE_PATH, ID, ORDER_ID_PLACEHOLDER, VALIDATE_PATH};
+
+use serde_json::{json, Value};
+
+/// Builds the fake for the gateway to mount at [`FAKE_PATH`]: with the provider's table
+/// it takes the provider's key (and username); with `{}` (the stand-alone sandbox) the
+/// public [`SANDBOX_API_KEY`].
+fn build_fake(ctx: &psp_core::FakeContext<'_>) -> axum::Router {
+    let text = |key: &str| {
+        ctx.config
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let mut config = FakeConfig::sandbox(ctx.public_base);
+    if let Some(key) = text("api_key") {
+        config.api_key = key;
+    }
+    config.username = text("username");
+    FakeKustom::new(config).router()
+}
+
+fn sandbox_config() -> Value {
+    json!({ "api_key": SANDBOX_API_KEY })
+}
+
+psp_core::inventory::submit! {
+    psp_core::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+}

@@ -1,0 +1,296 @@
+//! `POST /providers/kustom/validate`: Kustom asks, as the customer clicks buy, whether the
+//! purchase may go ahead. Kustom posts the whole order and waits at most 3 s; without an
+//! answer it approves (unless the order requires a successful validation).
+//!
+//! The answer: the cart named by `merchant_reference1` must exist, be open, and total
+//! exactly Kustom's `order_amount` in its currency; then the merchant's own veto rule, an
+//! HTTP callback given the input of Hantera's `OnKustomValidation` hook, may refuse with
+//! `{error:{code,message}}`. Approve is `200`; a denial is `303 See Other` with a
+//! `Location` (Kustom's documented way) or, configured, `400` with the error (Hantera's
+//! app's way). The whole answer runs under a budget below 3 s, so a hanging Hantera or
+//! callback yields the configured fallback in time instead of Kustom's own timeout.
+//!
+//! The call is not authenticated (Kustom does not sign it), so it changes nothing: it
+//! only reads the cart and answers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use psp_core::{CartState, ProviderServices, RenderedCart};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::config::{DenyStyle, KustomConfig, OnError};
+use crate::provider::{ORDER_ID_PLACEHOLDER, VALIDATE_PATH};
+
+/// The callback's answer is read up to this size.
+const MAX_CALLBACK_ANSWER: usize = 64 * 1024;
+
+/// What the validation decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Approve,
+    Deny {
+        code: String,
+        message: String,
+    },
+    /// Could not be decided (Hantera or the callback did not answer in time or sensibly).
+    Undecided(String),
+}
+
+fn deny(code: &str, message: impl Into<String>) -> Decision {
+    Decision::Deny {
+        code: code.to_string(),
+        message: message.into(),
+    }
+}
+
+pub(crate) struct Validator {
+    config: Arc<KustomConfig>,
+    services: ProviderServices,
+    http: reqwest::Client,
+    public_url: String,
+}
+
+impl Validator {
+    pub(crate) fn new(
+        config: Arc<KustomConfig>,
+        services: ProviderServices,
+        public_url: &str,
+    ) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.validation.budget)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            // Only a broken TLS backend fails here, and the provider's own client was
+            // built the same way a moment before.
+            .unwrap_or_default();
+        Arc::new(Self {
+            config,
+            services,
+            http,
+            public_url: public_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    async fn decide(&self, order: &Value) -> Decision {
+        let Some(cart_id) = order
+            .get("merchant_reference1")
+            .and_then(Value::as_str)
+            .and_then(|r| Uuid::parse_str(r.trim()).ok())
+        else {
+            return deny("unknown_cart", "the order names no cart of this shop");
+        };
+        let cart = match self.services.hantera.get_cart(cart_id).await {
+            Ok(Some(cart)) => cart,
+            Ok(None) => return deny("cart_not_found", format!("cart {cart_id} does not exist")),
+            Err(e) => return Decision::Undecided(format!("Hantera: {e}")),
+        };
+        if cart.cart_state != CartState::Open {
+            return deny(
+                "cart_not_open",
+                format!("cart {cart_id} is {}", cart.cart_state.as_str()),
+            );
+        }
+        let total = match cart.total() {
+            Ok(t) => t,
+            Err(e) => {
+                return deny(
+                    "cart_not_payable",
+                    format!("the cart total cannot be paid: {e}"),
+                )
+            }
+        };
+        let amount = order.get("order_amount").and_then(Value::as_i64);
+        let currency = order.get("purchase_currency").and_then(Value::as_str);
+        let matches = amount == Some(total.minor)
+            && currency.is_some_and(|c| c.eq_ignore_ascii_case(total.currency.code()));
+        if !matches {
+            return deny(
+                "amount_mismatch",
+                format!(
+                    "Kustom's order is {} {}, the cart total is {} (the cart changed; reload the checkout)",
+                    amount.map_or_else(|| "?".to_string(), |a| a.to_string()),
+                    currency.unwrap_or("?"),
+                    total
+                ),
+            );
+        }
+        match &self.config.validation.callback_url {
+            Some(url) => self.merchant_veto(url, &cart, order).await,
+            None => Decision::Approve,
+        }
+    }
+
+    /// Asks the merchant's rule. Its input is `OnKustomValidation`'s, plus the ids.
+    async fn merchant_veto(&self, url: &str, cart: &RenderedCart, order: &Value) -> Decision {
+        let lines: Vec<Value> = cart
+            .items
+            .iter()
+            .map(|i| {
+                json!({
+                    "productNumber": i.product_number,
+                    "description": i.description,
+                    "quantity": i.quantity,
+                    "reservedQuantity": Value::Null,
+                    "unitPrice": number(i.unit_price),
+                    "salesTotal": number(i.total),
+                    "taxTotal": number(i.tax),
+                })
+            })
+            .collect();
+        let input = json!({
+            "hook": "OnKustomValidation",
+            "cartId": cart.cart_id,
+            "kustomOrderId": order.get("order_id"),
+            "channelKey": Value::Null,
+            "currencyCode": cart.currency_code,
+            "locale": order.get("locale"),
+            "taxIncluded": true,
+            "orderTotal": number(cart.order_total),
+            "orderTaxTotal": number(cart.order_tax_total),
+            "orderLines": lines,
+        });
+        let mut request = self.http.post(url).json(&input);
+        if let Some(token) = &self.config.validation.callback_token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return Decision::Undecided(format!("the merchant callback: {e}")),
+        };
+        let status = response.status();
+        let body = match response.bytes().await {
+            Ok(b) if b.len() <= MAX_CALLBACK_ANSWER => b,
+            Ok(_) => return Decision::Undecided("the merchant callback answered too much".into()),
+            Err(e) => return Decision::Undecided(format!("the merchant callback: {e}")),
+        };
+        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if let Some(error) = answer.get("error").filter(|e| e.is_object()) {
+            let code = error
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("approval_failed");
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("refused by the merchant");
+            return deny(code, message);
+        }
+        if status.is_success() {
+            Decision::Approve
+        } else {
+            Decision::Undecided(format!("the merchant callback answered {status}"))
+        }
+    }
+
+    /// Where a denied customer is sent: the configured page, else the order's own
+    /// checkout page, with the reason in `kustom_error`.
+    fn deny_location(&self, order: &Value, code: &str) -> String {
+        let order_id = order.get("order_id").and_then(Value::as_str).unwrap_or("");
+        let base = self
+            .config
+            .validation
+            .deny_url
+            .clone()
+            .or_else(|| {
+                order
+                    .pointer("/merchant_urls/checkout")
+                    .and_then(Value::as_str)
+                    .map(|u| u.replace(ORDER_ID_PLACEHOLDER, order_id))
+            })
+            .unwrap_or_else(|| format!("{}/", self.public_url));
+        match reqwest::Url::parse(&base) {
+            Ok(mut url) => {
+                url.query_pairs_mut().append_pair("kustom_error", code);
+                url.to_string()
+            }
+            Err(_) => format!("{}/", self.public_url),
+        }
+    }
+
+    fn respond(&self, order: &Value, decision: Decision) -> Response {
+        match decision {
+            Decision::Approve => StatusCode::OK.into_response(),
+            Decision::Deny { code, message } => {
+                let body = Json(json!({ "error": { "code": code, "message": message } }));
+                match self.config.validation.deny {
+                    DenyStyle::Redirect => (
+                        StatusCode::SEE_OTHER,
+                        [(header::LOCATION, self.deny_location(order, &code))],
+                        body,
+                    )
+                        .into_response(),
+                    DenyStyle::Status400 => (StatusCode::BAD_REQUEST, body).into_response(),
+                }
+            }
+            // Resolved by the policy before answering; approving is Kustom's own default.
+            Decision::Undecided(_) => StatusCode::OK.into_response(),
+        }
+    }
+}
+
+/// A decimal as a JSON number with exactly its digits (Hantera's hooks carry amounts as
+/// numbers).
+fn number(d: Decimal) -> Value {
+    serde_json::from_str(&d.to_string()).unwrap_or(Value::Null)
+}
+
+pub(crate) fn router(validator: Arc<Validator>) -> Router {
+    Router::new()
+        .route(VALIDATE_PATH, post(handle))
+        .with_state(validator)
+}
+
+async fn handle(State(v): State<Arc<Validator>>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let Ok(order) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": { "code": "invalid_order", "message": "the body is not a Kustom order" } })),
+        )
+            .into_response();
+    };
+    let budget = v.config.validation.budget;
+    let decision = match tokio::time::timeout(budget, v.decide(&order)).await {
+        Ok(d) => d,
+        Err(_) => Decision::Undecided(format!("no decision within {budget:?}")),
+    };
+    let decision = match decision {
+        Decision::Undecided(why) => {
+            tracing::warn!(reason = %why, policy = ?v.config.validation.on_error, "Kustom validation undecided");
+            match v.config.validation.on_error {
+                OnError::Approve => Decision::Approve,
+                OnError::Deny => deny(
+                    "validation_unavailable",
+                    "the order could not be checked now; try again",
+                ),
+            }
+        }
+        d => d,
+    };
+    let order_id = order.get("order_id").and_then(Value::as_str).unwrap_or("?");
+    match &decision {
+        Decision::Approve => tracing::info!(
+            order_id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Kustom validation approved"
+        ),
+        Decision::Deny { code, message } => tracing::info!(
+            order_id,
+            code,
+            message,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Kustom validation denied"
+        ),
+        Decision::Undecided(_) => {}
+    }
+    v.respond(&order, decision)
+}
