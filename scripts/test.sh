@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: checks formatting and lints, builds the
-# binaries the end-to-end tests run, then runs every test in the workspace.
+# The whole test suite, from a fresh machine: installs what the Node and browser tests
+# need, checks formatting and lints, builds the binaries the end-to-end tests run, runs
+# every Rust test in the workspace, then the storefront SDK test (Node) and the demo
+# page test (headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# PostgreSQL-backed tests and browser tests arrive with later issues; their set-up goes
-# here so that this one command stays the only thing a new machine needs.
+# PostgreSQL-backed tests arrive with a later issue; their set-up goes here so that this
+# one command stays the only thing a new machine needs.
+
+# The browser test drives Debian's Chromium; no browser is ever downloaded by npm.
+if [ ! -x /usr/bin/chromium ]; then
+  sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if_needed apt-get update
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+# The Node and browser tests install exactly what their lockfiles name.
+(cd tests/node && npm ci --no-audit --no-fund)
+(cd tests/browser && npm ci --no-audit --no-fund)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The end-to-end tests in tests/ start the real psp-gateway binary.
+# The end-to-end tests in tests/ (Rust, Node and browser) start the real psp-gateway binary.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
+# The real @hantera/storefront-sdk cart client against the embedded default.
+(cd tests/node && node --test)
+# The demo checkout page in headless Chromium; its screenshot lands in artifacts/.
+(cd tests/browser && node --test)

@@ -168,7 +168,7 @@ payment_number_prefix = "{PREFIX}"
         cmd.args(["serve", "--config"]).arg(self.config());
         cmd.env(
             "RUST_LOG",
-            std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
+            std::env::var("E2E_LOG").unwrap_or_else(|_| "error".into()),
         );
         for (k, v) in env {
             cmd.env(k, v);

@@ -11,7 +11,7 @@ use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
 use axum::Router;
 use psp_core::ports::{Hantera, Store};
-use psp_core::{Completer, Registry};
+use psp_core::{Completer, Registry, Secret};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -40,6 +40,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wakes the worker when work was recorded.
     pub work: Arc<tokio::sync::Notify>,
+    /// The bearer token Hantera's forwarded hooks must carry: `hantera.hook_token`, or,
+    /// when none is configured, a random one made at start-up (the embedded sandbox is
+    /// handed this one; a real Hantera without a configured token cannot call the hooks).
+    pub hook_token: Secret,
 }
 
 impl std::fmt::Debug for AppState {
@@ -60,7 +64,31 @@ impl AppState {
         store: Arc<dyn Store>,
         hantera: Arc<dyn Hantera>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        // Every job added through this store, by anyone, is counted as scheduled.
+        let store: Arc<dyn Store> = Arc::new(crate::jobs::counted::CountedStore::new(
+            store,
+            metrics.clone(),
+        ));
         let completer = Arc::new(Completer::new(hantera.clone(), store.clone()));
+        let configured = config
+            .hantera
+            .as_ref()
+            .and_then(|h| h.hook_token.clone())
+            .filter(|t| !t.is_empty());
+        let hook_token = match configured {
+            Some(token) => token,
+            None => {
+                if config.hantera.is_some() {
+                    tracing::warn!("hantera.hook_token is not set: the hook endpoints refuse every call until it is");
+                }
+                Secret::new(format!(
+                    "hook_{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                ))
+            }
+        };
         Self {
             config,
             public_url: public_url.trim_end_matches('/').into(),
@@ -68,8 +96,9 @@ impl AppState {
             store,
             hantera,
             completer,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             work: Arc::new(tokio::sync::Notify::new()),
+            hook_token,
         }
     }
 
@@ -96,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             post(routes::checkout::confirm),
         )
         .route("/webhooks/{provider}", post(routes::webhooks::receive))
+        .nest("/hantera/hooks", routes::hooks::router(state.clone()))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))

@@ -159,6 +159,20 @@ pub struct WorkerConfig {
     /// Attempts before a job is `failed`.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// How often the reconciliation sweep looks for quiet sessions, in milliseconds.
+    #[serde(default = "default_sweep_interval_ms")]
+    pub sweep_interval_ms: u64,
+    /// How long a session must have been unchanged (no webhook, no checkout) before the
+    /// sweep asks its PSP about it, in milliseconds.
+    #[serde(default = "default_quiet_after_ms")]
+    pub quiet_after_ms: u64,
+    /// The most sessions one sweep looks at.
+    #[serde(default = "default_sweep_batch")]
+    pub sweep_batch: u32,
+    /// How long a cart sync waits before it runs, in milliseconds, so that a burst of cart
+    /// mutations reaches the PSP as one update.
+    #[serde(default = "default_sync_delay_ms")]
+    pub sync_delay_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -171,6 +185,10 @@ impl Default for WorkerConfig {
             base_backoff_ms: default_base_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             max_attempts: default_max_attempts(),
+            sweep_interval_ms: default_sweep_interval_ms(),
+            quiet_after_ms: default_quiet_after_ms(),
+            sweep_batch: default_sweep_batch(),
+            sync_delay_ms: default_sync_delay_ms(),
         }
     }
 }
@@ -195,6 +213,18 @@ fn default_max_backoff_ms() -> u64 {
 }
 fn default_max_attempts() -> u32 {
     25
+}
+fn default_sweep_interval_ms() -> u64 {
+    60_000
+}
+fn default_quiet_after_ms() -> u64 {
+    300_000
+}
+fn default_sweep_batch() -> u32 {
+    100
+}
+fn default_sync_delay_ms() -> u64 {
+    250
 }
 
 /// `[sandbox]`: the embedded Hantera sandbox.
@@ -306,6 +336,28 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "worker.concurrency and worker.max_attempts must be at least 1".into(),
             ));
+        }
+        if self.worker.lease_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "worker.lease_secs must be at least 1".into(),
+            ));
+        }
+        if self.worker.sweep_interval_ms == 0 || self.worker.sweep_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "worker.sweep_interval_ms and worker.sweep_batch must be at least 1".into(),
+            ));
+        }
+        if self.worker.max_backoff_ms < self.worker.base_backoff_ms {
+            return Err(ConfigError::Invalid(
+                "worker.max_backoff_ms must not be below worker.base_backoff_ms".into(),
+            ));
+        }
+        if let Some(token) = self.hantera.as_ref().and_then(|h| h.hook_token.as_ref()) {
+            if token.expose().len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "hantera.hook_token must be at least 16 characters".into(),
+                ));
+            }
         }
         Ok(())
     }

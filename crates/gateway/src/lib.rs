@@ -6,6 +6,7 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod metrics;
 mod routes;
 pub mod server;

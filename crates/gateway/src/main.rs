@@ -32,6 +32,18 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:9090 (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: String,
+        /// The gateway to forward OnCartMutation and OnPaymentCapture to (its base URL,
+        /// e.g. http://127.0.0.1:8080). Without it no hooks are forwarded.
+        #[arg(long, env = "PSP_SANDBOX_GATEWAY_URL", requires = "hook_token")]
+        gateway_url: Option<String>,
+        /// The gateway's `hantera.hook_token`, sent as `Authorization: Bearer <token>`.
+        #[arg(
+            long,
+            env = "PSP_SANDBOX_HOOK_TOKEN",
+            hide_env_values = true,
+            requires = "gateway_url"
+        )]
+        hook_token: Option<String>,
     },
     /// Lists the compiled-in providers, sorted.
     Providers,
@@ -71,9 +83,20 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve { config: None }) {
             Command::Serve { config } => serve(config).await,
-            Command::Sandbox { listen } => {
+            Command::Sandbox {
+                listen,
+                gateway_url,
+                hook_token,
+            } => {
                 init_logs("text");
-                server::run_sandbox(&listen).await
+                let hooks =
+                    gateway_url
+                        .zip(hook_token)
+                        .map(|(gateway_url, token)| server::SandboxHooks {
+                            gateway_url,
+                            hook_token: psp_core::Secret::new(token),
+                        });
+                server::run_sandbox(&listen, hooks).await
             }
             Command::Providers => {
                 for id in psp_core::Registry::compiled_in()? {

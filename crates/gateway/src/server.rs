@@ -19,6 +19,8 @@ pub struct Gateway {
     listener: TcpListener,
     app: axum::Router,
     state: AppState,
+    /// The embedded sandbox, whose event streams must be ended for a graceful shutdown.
+    sandbox: Option<hantera_sandbox::Sandbox>,
     /// The address it listens on.
     pub addr: SocketAddr,
     /// The public base URL.
@@ -73,22 +75,10 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         .await
         .context("opening the store")?;
 
-    let sandbox = embedded.then(|| {
-        let secret = Secret::new(uuid::Uuid::new_v4().simple().to_string());
-        let sandbox = hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig {
-            client_id: "psp-gateway".into(),
-            client_secret: secret.expose().to_string(),
-            faults: hantera_sandbox::Faults {
-                latency_ms: config.sandbox.latency_ms,
-                error_rate: config.sandbox.error_rate,
-                drop_rate: config.sandbox.drop_rate,
-                drop_after_rate: config.sandbox.drop_after_rate,
-            },
-            ..Default::default()
-        });
-        (sandbox, secret)
-    });
-    let hantera_cfg = match (&config.hantera, &sandbox) {
+    // The embedded sandbox's OAuth secret, drawn per process: the gateway in this same
+    // process is its only client.
+    let sandbox_secret = embedded.then(|| Secret::new(uuid::Uuid::new_v4().simple().to_string()));
+    let hantera_cfg = match (&config.hantera, &sandbox_secret) {
         (Some(h), _) => hantera_client::ClientConfig {
             timeout: Duration::from_millis(h.timeout_ms),
             ..hantera_client::ClientConfig::new(
@@ -98,22 +88,45 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
             )
         },
         // The embedded sandbox is served by this very process, on the loopback.
-        (None, Some((_, secret))) => {
+        (None, Some(secret)) => {
             hantera_client::ClientConfig::new(loopback.clone(), "psp-gateway", secret.clone())
         }
         (None, None) => unreachable!("the sandbox exists whenever [hantera] is absent"),
     };
     let hantera: Arc<dyn Hantera> = Arc::new(hantera_client::HanteraClient::new(hantera_cfg)?);
 
+    let sandbox_faults = hantera_sandbox::Faults {
+        latency_ms: config.sandbox.latency_ms,
+        error_rate: config.sandbox.error_rate,
+        drop_rate: config.sandbox.drop_rate,
+        drop_after_rate: config.sandbox.drop_after_rate,
+    };
     let state = AppState::new(Arc::new(config), &public_url, registry, store, hantera);
     let mut app = router(state.clone());
-    if let Some((sandbox, _)) = &sandbox {
-        let origin = public_url.clone();
-        let index = include_str!("embedded_index.html").replace("$ORIGIN", &origin);
-        app = app.merge(sandbox.router()).route(
-            "/",
-            axum::routing::get(move || async move { axum::response::Html(index) }),
+    let sandbox = sandbox_secret.map(|secret| {
+        // The sandbox forwards its hooks to this very process, as the bridge app of a
+        // real instance forwards them to the gateway (docs/hantera-bridge.md).
+        let hooks = hantera_sandbox::HookTarget::new(
+            loopback.clone(),
+            state.hook_token.expose().to_string(),
         );
+        hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig {
+            client_id: "psp-gateway".into(),
+            client_secret: secret.expose().to_string(),
+            faults: sandbox_faults,
+            hooks: Some(hooks),
+            ..Default::default()
+        })
+    });
+    if let Some(sandbox) = &sandbox {
+        app = app
+            .merge(sandbox.router())
+            .merge(demo_router(&state, &public_url))
+            // Storefronts in development run on another origin (a dev server's port) and
+            // call the Commerce ingress and the checkout ingress from the browser.
+            .layer(axum::middleware::from_fn(
+                hantera_sandbox::allow_cross_origin,
+            ));
     }
     for (id, fake, table) in fakes {
         let public_base = format!("{public_url}/fakes/{id}");
@@ -129,10 +142,57 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         listener,
         app,
         state,
+        sandbox,
         addr,
         public_url,
         embedded,
     })
+}
+
+/// The demo checkout page of the embedded default, what it loads, and the list of
+/// enabled providers it offers (`GET /sandbox/providers`, from the registry).
+fn demo_router(state: &AppState, public_url: &str) -> axum::Router {
+    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+    use axum::response::{Html, IntoResponse};
+    use axum::routing::get;
+
+    let index = include_str!("demo/index.html").replace("$ORIGIN", public_url);
+    let providers: Vec<serde_json::Value> = state
+        .registry
+        .ids()
+        .map(|id| serde_json::json!({ "id": id }))
+        .collect();
+    let providers = serde_json::json!({ "providers": providers });
+    // Served uncached, so a developer who rebuilds sees the new page on reload.
+    let asset = |content_type: &'static str, body: &'static str| {
+        move || async move {
+            (
+                [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+                body,
+            )
+                .into_response()
+        }
+    };
+    axum::Router::new()
+        .route("/", get(move || async move { Html(index) }))
+        .route(
+            "/demo/app.js",
+            get(asset(
+                "text/javascript; charset=utf-8",
+                include_str!("demo/app.js"),
+            )),
+        )
+        .route(
+            "/demo/app.css",
+            get(asset(
+                "text/css; charset=utf-8",
+                include_str!("demo/app.css"),
+            )),
+        )
+        .route(
+            "/sandbox/providers",
+            get(move || async move { axum::Json(providers) }),
+        )
 }
 
 fn loopback_url(addr: SocketAddr) -> String {
@@ -165,9 +225,14 @@ impl Gateway {
         let server = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
             let _ = stop_for_server.wait_for(|stop| *stop).await;
         });
+        let sandbox = self.sandbox.clone();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests and jobs in flight");
+            // Open cart event streams would hold the graceful shutdown forever.
+            if let Some(sandbox) = sandbox {
+                sandbox.close_event_streams();
+            }
             let _ = stop_tx.send(true);
         });
         server.await.context("serving HTTP")?;
@@ -200,14 +265,32 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the Hantera sandbox alone on `listen`.
-pub async fn run_sandbox(listen: &str) -> anyhow::Result<()> {
+/// Where a stand-alone sandbox forwards its hooks: a gateway's base URL and the token it
+/// expects (its `hantera.hook_token`).
+#[derive(Clone, Debug)]
+pub struct SandboxHooks {
+    /// The gateway's base URL.
+    pub gateway_url: String,
+    /// The gateway's `hantera.hook_token` (`Debug` prints `***`).
+    pub hook_token: Secret,
+}
+
+/// Runs the Hantera sandbox alone on `listen`, forwarding hooks to a gateway if told
+/// where.
+pub async fn run_sandbox(listen: &str, hooks: Option<SandboxHooks>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let base = loopback_url(addr);
-    let sandbox = hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig::default());
+    let forwarding = hooks.as_ref().map(|h| h.gateway_url.clone());
+    let sandbox = hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig {
+        hooks: hooks.map(|h| {
+            hantera_sandbox::HookTarget::new(h.gateway_url, h.hook_token.expose().to_string())
+        }),
+        ..Default::default()
+    });
+    // The sandbox's router lets any origin call its ingress already.
     let mut app = sandbox.router();
     // Every compiled-in fake PSP runs beside it with its sandbox defaults, so a gateway in
     // another process (tests, a storefront developer) can point `api_base` at it.
@@ -222,8 +305,19 @@ pub async fn run_sandbox(listen: &str) -> anyhow::Result<()> {
         app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
     }
     println!("psp-gateway sandbox listening on {base}");
+    match forwarding {
+        Some(url) => {
+            println!("forwarding OnCartMutation and OnPaymentCapture to {url}/hantera/hooks/")
+        }
+        None => println!("not forwarding hooks (no --gateway-url)"),
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let closer = sandbox.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            closer.close_event_streams();
+        })
         .await
         .context("serving the sandbox")
 }

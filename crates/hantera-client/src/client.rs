@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use psp_core::ports::{Charge, CreateOutcome, Hantera, HanteraError, NewPayment, PaymentRef};
+use psp_core::ports::{
+    Charge, CreateOutcome, Hantera, HanteraError, JournalEntry, NewPayment, PaymentRef,
+};
 use psp_core::{RenderedCart, Secret};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
@@ -425,6 +427,32 @@ impl Hantera for HanteraClient {
         .await?
         .into_success()
         .map(drop)
+    }
+
+    /// Reads a payment's journal with a `query` message; a read, so it is retried. An
+    /// unknown payment (`NOT_FOUND`) is `None`.
+    async fn payment_journal(
+        &self,
+        payment_id: Uuid,
+    ) -> Result<Option<Vec<JournalEntry>>, HanteraError> {
+        let body = Body::json(&unverified::payment_query())?;
+        let path = wire::payment_actor_path(payment_id);
+        with_retries(&self.retry, "payment_journal", |attempt| {
+            let (path, body) = (&path, &body);
+            async move {
+                let answer = self
+                    .resource_call(Method::POST, path, body, attempt)
+                    .await?;
+                if answer.error_code().as_deref() == Some(wire::NOT_FOUND) {
+                    return Ok(None);
+                }
+                let body = answer.into_success()?;
+                unverified::parse_payment_journal(&body)
+                    .map(Some)
+                    .map_err(HanteraError::Unavailable)
+            }
+        })
+        .await
     }
 
     /// Adds an activity log entry, once: a lost answer at worst leaves the entry out, which

@@ -198,9 +198,91 @@ pub fn parse_payment_lookup(
     }))
 }
 
+// ---------------------------------------------------------------------------------------
+// Payment journal
+// ---------------------------------------------------------------------------------------
+
+/// The batch that reads a payment: `[{"type":"query"}]`. **Unverified**: `query` is a
+/// documented payment message, but its body and answer are not; an empty body is assumed
+/// to return the whole payment.
+pub fn payment_query() -> serde_json::Value {
+    serde_json::json!([{ "type": "query" }])
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueriedJournalEntry {
+    #[serde(default, alias = "type")]
+    payment_journal_entry_type: String,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    amount: rust_decimal::Decimal,
+    #[serde(default)]
+    authorization_number: Option<String>,
+    #[serde(default)]
+    transaction_reference: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueriedPayment {
+    #[serde(default)]
+    journal_entries: Vec<QueriedJournalEntry>,
+}
+
+/// Reads the journal from the answer of [`payment_query`], shaped
+/// `{"paths":[…],"data":{"query":{…Payment…,"journalEntries":[{"amount":50,
+/// "paymentJournalEntryType":"charge","transactionReference":"…"}]}}}`.
+///
+/// **Unverified**: the answer envelope (the result under `data.query`) is the one actor
+/// messages use for `"OK"` results; that a journal entry carries the `transactionReference`
+/// its charge was sent with is assumed (the documented `Payment` type lists the journal
+/// entry's id, amount, type and capture, invoice and order ids only). The gateway looks for
+/// its PSP capture id there before sending a charge again; a Hantera that did not return
+/// it would make a lost charge answer look like no charge, so check this on a real
+/// instance before relying on retried charges.
+pub fn parse_payment_journal(body: &[u8]) -> Result<Vec<psp_core::ports::JournalEntry>, String> {
+    let answer: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("unreadable query answer: {e}"))?;
+    let payment = answer
+        .pointer("/data/query")
+        .cloned()
+        .ok_or("the query answer has no data.query")?;
+    let payment: QueriedPayment = serde_json::from_value(payment)
+        .map_err(|e| format!("unreadable payment in the query answer: {e}"))?;
+    Ok(payment
+        .journal_entries
+        .into_iter()
+        .map(|e| psp_core::ports::JournalEntry {
+            entry_type: e.payment_journal_entry_type,
+            amount: e.amount,
+            authorization_number: e.authorization_number,
+            transaction_reference: e.transaction_reference,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_answer_yields_the_journal_with_exact_amounts_and_references() {
+        let body = br#"{"paths":["resources/actors/payment/x"],"data":{"query":{
+            "paymentId":"0199a9b6-8608-7360-b98b-d2f9adeb2848","journalEntries":[
+            {"paymentJournalEntryId":"0199a9b6-8608-7360-b98b-d2f9adeb2849","amount":50.10,
+             "paymentJournalEntryType":"charge","authorizationNumber":"mpay_1",
+             "transactionReference":"mcap_1","timestamp":"2026-01-01T00:00:00Z"}]}}}"#;
+        let journal = parse_payment_journal(body).unwrap();
+        assert_eq!(journal.len(), 1);
+        assert_eq!(journal[0].entry_type, "charge");
+        assert_eq!(journal[0].amount.to_string(), "50.10");
+        assert_eq!(journal[0].transaction_reference.as_deref(), Some("mcap_1"));
+        assert!(parse_payment_journal(br#"{"data":{}}"#).is_err());
+        assert_eq!(
+            parse_payment_journal(br#"{"data":{"query":{"paymentId":"x"}}}"#).unwrap(),
+            vec![]
+        );
+    }
 
     #[test]
     fn quotes_in_the_external_reference_are_doubled() {

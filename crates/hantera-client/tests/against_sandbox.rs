@@ -575,6 +575,38 @@ async fn a_charge_is_recorded_on_the_payment() {
     assert_eq!(entries[0]["transactionReference"], "cap_1");
 }
 
+#[tokio::test]
+async fn the_payment_journal_shows_a_charge_with_its_transaction_reference() {
+    let h = Harness::start().await;
+    let client = h.client();
+    let id = Uuid::new_v4();
+    client
+        .create_payment(id, &new_payment("mock_pay_journal", 10000))
+        .await
+        .unwrap();
+    assert_eq!(client.payment_journal(id).await.unwrap(), Some(vec![]));
+    client
+        .charge(
+            id,
+            &Charge {
+                amount: Decimal::from_str("40.10").unwrap(),
+                authorization_number: Some("mock_pay_journal".into()),
+                transaction_reference: Some("cap_journal".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let journal = client.payment_journal(id).await.unwrap().unwrap();
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    assert_eq!(journal[0].entry_type, "charge");
+    assert_eq!(journal[0].amount.to_string(), "40.10");
+    assert_eq!(
+        journal[0].transaction_reference.as_deref(),
+        Some("cap_journal")
+    );
+    assert_eq!(client.payment_journal(Uuid::new_v4()).await.unwrap(), None);
+}
+
 // ---------------------------------------------------------------------------------------
 // Completion
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 //! with serde's buffering of internally tagged enums, and parsing per message lets an
 //! error name the message it comes from.
 
+mod order;
 mod payment;
 mod ticket;
 
@@ -24,11 +25,14 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::state::{now_rfc3339, ActivityLogEntry, JournalRecord, Shared, Txn};
+use crate::events::{publish, Source};
+use crate::hooks;
+use crate::state::{now_rfc3339, ActivityLogEntry, Inner, JournalRecord, Shared, Txn};
 
 /// The actor types the sandbox emulates.
 #[derive(Debug, Clone, Copy)]
 enum ActorType {
+    Order,
     Payment,
     Ticket,
 }
@@ -36,6 +40,7 @@ enum ActorType {
 impl ActorType {
     fn parse(raw: &str) -> Option<Self> {
         match raw {
+            "order" => Some(Self::Order),
             "payment" => Some(Self::Payment),
             "ticket" => Some(Self::Ticket),
             _ => None,
@@ -194,7 +199,21 @@ pub(crate) async fn post_actor(
     body: Bytes,
 ) -> Response {
     let preview = is_preview(query.as_deref());
-    let batch = parse_batch(&body);
+    run_batch(&shared, &actor_type, &raw_id, preview, &body)
+}
+
+/// Runs one batch on an actor and answers as `POST /resources/actors/{type}/{id}` does;
+/// sandbox shortcuts that stand for a back office's call use it too, so that their
+/// batches are journaled and announced like any other.
+pub(crate) fn run_batch(
+    shared: &Arc<Shared>,
+    actor_type: &str,
+    raw_id: &str,
+    preview: bool,
+    body: &[u8],
+) -> Response {
+    let (actor_type, raw_id) = (actor_type.to_owned(), raw_id.to_owned());
+    let batch = parse_batch(body);
     let message_types = batch
         .as_ref()
         .map(|messages| messages.iter().map(|m| m.kind.clone()).collect())
@@ -202,11 +221,16 @@ pub(crate) async fn post_actor(
 
     let mut state = shared.state.lock();
     // `new` asks for a generated id; it is drawn up front so that every message of the
-    // batch addresses the same actor.
+    // batch addresses the same actor. An order is also reached by its number (`O1001`),
+    // as Hantera resolves natural keys.
     let actor_id = if raw_id == "new" {
         Some(Uuid::new_v4())
     } else {
-        Uuid::parse_str(&raw_id).ok()
+        Uuid::parse_str(&raw_id).ok().or_else(|| {
+            (actor_type == "order")
+                .then(|| Txn::new(&state.world).order_by_number(&raw_id))
+                .flatten()
+        })
     };
     let outcome = (|| {
         let Some(kind) = ActorType::parse(&actor_type) else {
@@ -224,6 +248,7 @@ pub(crate) async fn post_actor(
         let mut data = Map::new();
         for (index, message) in batch.iter().enumerate() {
             let result = match kind {
+                ActorType::Order => order::apply(&mut txn, actor_id, message),
                 ActorType::Payment => payment::apply(&mut txn, actor_id, message),
                 ActorType::Ticket => ticket::apply(&mut txn, actor_id, message),
             };
@@ -258,7 +283,10 @@ pub(crate) async fn post_actor(
     match outcome {
         Ok((result, changes)) => {
             if !preview {
+                let tickets = changes.ticket_ids();
+                let captures = changes.new_captures();
                 state.world.apply(changes);
+                announce(shared, &mut state, &tickets, &captures);
             }
             drop(state);
             let mut answer = json!({
@@ -274,6 +302,37 @@ pub(crate) async fn post_actor(
             drop(state);
             error.into_response()
         }
+    }
+}
+
+/// Tells the outside about a committed batch: SSE subscribers about the carts it
+/// changed, and the gateway (`OnPaymentCapture`) about the captures it created.
+fn announce(shared: &Arc<Shared>, state: &mut Inner, tickets: &[Uuid], captures: &[(Uuid, Uuid)]) {
+    for ticket in tickets {
+        publish(shared, state, *ticket, Source::Actor);
+    }
+    for (payment_id, capture_id) in captures {
+        let Some(payment) = state.world.payments.get(payment_id) else {
+            continue;
+        };
+        let Some(capture) = payment
+            .captures
+            .iter()
+            .find(|c| c.payment_capture_id == *capture_id)
+        else {
+            continue;
+        };
+        let body = json!({
+            "hook": "OnPaymentCapture",
+            "payment": payment,
+            "capture": capture,
+        });
+        let cart = state
+            .world
+            .orders
+            .get(&capture.order_id)
+            .map(|order| order.cart_id);
+        hooks::enqueue(shared, &mut state.outbox, "OnPaymentCapture", cart, body);
     }
 }
 

@@ -4,7 +4,9 @@
 //! The profiles cover the currency shapes that break payment code in practice: two
 //! decimals (SEK, EUR), none (JPY) and three (KWD), and both tax-included and
 //! tax-excluded pricing, so that the gateway's minor-unit conversion and its total checks
-//! meet all of them against one sandbox.
+//! meet all of them against one sandbox. Each profile charges a flat shipping fee below
+//! a free-shipping threshold, and a few coupons give promotions, so that a cart's total
+//! moves for every reason a real shop's does.
 
 use std::collections::BTreeMap;
 
@@ -24,8 +26,8 @@ pub(crate) struct Product {
 }
 
 /// A Commerce cart profile. Only the fields Hantera documents are serialized; the tax
-/// rate and the flat shipping price are how this sandbox prices a cart, which real
-/// Hantera decides through its own pricing rules.
+/// rate, the flat shipping price and its free-shipping threshold are how this sandbox
+/// prices a cart, which real Hantera decides through its own pricing rules.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CartProfile {
@@ -39,6 +41,30 @@ pub(crate) struct CartProfile {
     pub(crate) tax_rate: Decimal,
     #[serde(skip)]
     pub(crate) shipping: Decimal,
+    /// The product total (after discounts, before tax added on top) from which shipping
+    /// is free; `None` charges shipping on every non-empty cart.
+    #[serde(skip)]
+    pub(crate) free_shipping_from: Option<Decimal>,
+}
+
+/// What a coupon does to a cart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum CouponEffect {
+    /// Takes this share (0.10 = 10%) off every line, rounded per line.
+    PercentOff(Decimal),
+    /// Takes the whole shipping fee off, as a shipping discount.
+    FreeShipping,
+}
+
+/// A coupon code a storefront can add to a cart. Cart lines keep a copy of the coupon
+/// they were priced with, as they keep the profile.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Coupon {
+    pub(crate) code: String,
+    pub(crate) description: String,
+    #[serde(skip)]
+    pub(crate) effect: CouponEffect,
 }
 
 /// Everything a cart can be priced from. It never changes after start-up, so it lives
@@ -47,6 +73,7 @@ pub(crate) struct CartProfile {
 pub(crate) struct Catalog {
     pub(crate) products: Vec<Product>,
     pub(crate) profiles: Vec<CartProfile>,
+    pub(crate) coupons: Vec<Coupon>,
 }
 
 impl Catalog {
@@ -104,9 +131,9 @@ impl Catalog {
         let profile = |key: &str,
                        currency: &str,
                        tax_included: bool,
-                       country: &str,
-                       allowed: &[&str],
-                       tax_rate: &str| CartProfile {
+                       (country, allowed): (&str, &[&str]),
+                       tax_rate: &str,
+                       (shipping, free_from): (&str, &str)| CartProfile {
             profile_key: key.to_owned(),
             channel_key: format!("web-{key}"),
             currency_code: currency.to_owned(),
@@ -114,20 +141,61 @@ impl Catalog {
             default_country_code: country.to_owned(),
             allowed_countries: allowed.iter().map(|c| (*c).to_owned()).collect(),
             tax_rate: dec(tax_rate),
-            // Shipping is free in every seeded profile for now; the field stays so that
-            // totals already account for it when a profile charges for delivery.
-            shipping: Decimal::ZERO,
+            shipping: dec(shipping),
+            free_shipping_from: Some(dec(free_from)),
         };
         let profiles = vec![
-            profile("default", "SEK", true, "SE", &["SE"], "0.25"),
-            profile("eu", "EUR", true, "DE", &["DE", "AT", "FR", "NL"], "0.19"),
-            profile("jp", "JPY", true, "JP", &["JP"], "0.10"),
+            profile(
+                "default",
+                "SEK",
+                true,
+                ("SE", &["SE"]),
+                "0.25",
+                ("49.00", "500.00"),
+            ),
+            profile(
+                "eu",
+                "EUR",
+                true,
+                ("DE", &["DE", "AT", "FR", "NL"]),
+                "0.19",
+                ("4.90", "50.00"),
+            ),
+            profile("jp", "JPY", true, ("JP", &["JP"]), "0.10", ("500", "5000")),
             // Kuwait levies no VAT today; 5% (the GCC agreed rate) is used anyway so that
             // the tax-excluded path, where tax is added on top, is exercised in a
             // three-decimal currency.
-            profile("kw", "KWD", false, "KW", &["KW"], "0.05"),
+            profile(
+                "kw",
+                "KWD",
+                false,
+                ("KW", &["KW"]),
+                "0.05",
+                ("1.500", "15.000"),
+            ),
         ];
-        Self { products, profiles }
+        let coupons = vec![
+            Coupon {
+                code: "WELCOME10".into(),
+                description: "10% off every item".into(),
+                effect: CouponEffect::PercentOff(dec("0.10")),
+            },
+            Coupon {
+                code: "VIP20".into(),
+                description: "20% off every item".into(),
+                effect: CouponEffect::PercentOff(dec("0.20")),
+            },
+            Coupon {
+                code: "FREESHIP".into(),
+                description: "Free shipping".into(),
+                effect: CouponEffect::FreeShipping,
+            },
+        ];
+        Self {
+            products,
+            profiles,
+            coupons,
+        }
     }
 
     pub(crate) fn product(&self, product_number: &str) -> Option<&Product> {
@@ -138,6 +206,14 @@ impl Catalog {
 
     pub(crate) fn profile(&self, profile_key: &str) -> Option<&CartProfile> {
         self.profiles.iter().find(|p| p.profile_key == profile_key)
+    }
+
+    /// A coupon by code; codes are matched without regard to case, as customers type
+    /// them.
+    pub(crate) fn coupon(&self, code: &str) -> Option<&Coupon> {
+        self.coupons
+            .iter()
+            .find(|c| c.code.eq_ignore_ascii_case(code.trim()))
     }
 }
 
@@ -199,6 +275,38 @@ mod tests {
                 let price = price.copied().unwrap_or_default();
                 assert_eq!(price.scale(), currency_decimals(&profile.currency_code));
             }
+        }
+    }
+
+    #[test]
+    fn all_percentage_coupons_together_never_take_more_than_a_line_is_worth() {
+        // Pricing adds the discounts of every coupon on a cart without capping them, so
+        // the seeded coupons must not add up to more than the whole price.
+        let total: Decimal = Catalog::seed()
+            .coupons
+            .iter()
+            .filter_map(|c| match c.effect {
+                CouponEffect::PercentOff(share) => Some(share),
+                CouponEffect::FreeShipping => None,
+            })
+            .sum();
+        assert!(total <= Decimal::ONE, "{total}");
+    }
+
+    #[test]
+    fn coupons_are_found_whatever_the_case_and_surrounding_spaces() {
+        let catalog = Catalog::seed();
+        assert!(catalog.coupon(" welcome10 ").is_some());
+        assert!(catalog.coupon("NOPE").is_none());
+    }
+
+    #[test]
+    fn shipping_fees_have_the_currency_decimals() {
+        for profile in Catalog::seed().profiles {
+            let dp = currency_decimals(&profile.currency_code);
+            assert_eq!(profile.shipping.scale(), dp, "{}", profile.profile_key);
+            let from = profile.free_shipping_from.unwrap_or_default();
+            assert_eq!(from.scale(), dp, "{}", profile.profile_key);
         }
     }
 

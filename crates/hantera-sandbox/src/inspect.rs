@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 
 use crate::commerce::{parse_cart_id, render};
 use crate::error::ApiError;
+use crate::events::publish_reset;
 use crate::faults::Faults;
-use crate::state::{JournalRecord, Shared};
+use crate::state::{JournalRecord, Shared, World};
 
 pub(crate) async fn products(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(serde_json::to_value(&shared.catalog.products).unwrap_or(Value::Null))
@@ -72,12 +73,77 @@ pub(crate) async fn cart(
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no cart with id '{cart_id}'")))?;
     let order = ticket.order_id.and_then(|o| state.world.orders.get(&o));
+    let order = order.map(|order| {
+        let mut value = serde_json::to_value(order).unwrap_or(Value::Null);
+        let captures: Vec<_> = order
+            .payment_ids
+            .iter()
+            .filter_map(|p| state.world.payments.get(p))
+            .flat_map(|p| &p.captures)
+            .filter(|c| c.order_id == order.order_id)
+            .collect();
+        value["captures"] = serde_json::to_value(captures).unwrap_or(Value::Null);
+        value
+    });
+    let payments: Vec<_> = ticket
+        .relations
+        .iter()
+        .filter_map(|r| state.world.payments.get(&r.node_id))
+        .collect();
     Ok(Json(json!({
         "cart": render(ticket),
         "relations": ticket.relations,
+        "payments": payments,
         "ticket": ticket,
         "order": order,
     })))
+}
+
+/// `POST /sandbox/orders/{order}/capture-payments`: sends `capturePayments` to the order
+/// (by id or number), as the shop's back office does when it ships. It is the actor
+/// batch `[{"type":"capturePayments"}]` without the OAuth token, which the embedded
+/// default keeps to itself; it answers what the actor answers.
+pub(crate) async fn capture_payments(
+    State(shared): State<Arc<Shared>>,
+    Path(order): Path<String>,
+) -> axum::response::Response {
+    crate::actors::run_batch(
+        &shared,
+        "order",
+        &order,
+        false,
+        br#"[{"type":"capturePayments"}]"#,
+    )
+}
+
+/// The hook outbox: what waits for the gateway, and what it took or refused lately.
+pub(crate) async fn hooks(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let view = shared
+        .state
+        .lock()
+        .outbox
+        .view(shared.hooks.target.as_ref());
+    Json(view)
+}
+
+/// `POST /sandbox/reset`: forgets every cart, order, payment, journal record and hook,
+/// and restores the faults the sandbox started with. Access tokens stay valid, so a
+/// gateway that holds one carries on; its own records of carts it paid do not go away.
+pub(crate) async fn reset(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    reset_state(&shared);
+    Json(json!({ "reset": true }))
+}
+
+pub(crate) fn reset_state(shared: &Shared) {
+    let mut state = shared.state.lock();
+    state.world = World::default();
+    state.journal.clear();
+    state.injected = Default::default();
+    state.faults = shared.initial_faults.clone();
+    state.outbox.clear();
+    // Streams of carts that no longer exist end, under the same lock, so none can see
+    // a new cart's events as its own.
+    publish_reset(shared);
 }
 
 pub(crate) async fn journal(State(shared): State<Arc<Shared>>) -> Json<Vec<JournalRecord>> {

@@ -1,11 +1,14 @@
 //! An in-memory emulator of the parts of Hantera the gateway touches.
 //!
 //! It speaks the wire contract of `docs/hantera-wire.md`: OAuth client credentials,
-//! payment and ticket actor batches, the graph lookup of a payment by external reference,
-//! and the public Commerce cart ingress, plus sandbox-only endpoints under `/sandbox` to
-//! inspect what happened and to inject faults. The gateway embeds it by default (so a
-//! new user needs no Hantera account) and `psp-gateway sandbox --listen ADDR` serves it
-//! alone.
+//! payment, ticket and order actor batches, the graph lookup of a payment by external
+//! reference, and the public Commerce cart ingress the storefront SDK's cart client
+//! calls (with server-sent cart events), plus sandbox-only endpoints under `/sandbox` to
+//! inspect what happened, reset, and inject faults. Like the bridge app of a real
+//! instance (`docs/hantera-bridge.md`), it forwards `OnCartMutation` and
+//! `OnPaymentCapture` to the gateway when given a [`HookTarget`]. The gateway embeds it
+//! by default (so a new user needs no Hantera account) and
+//! `psp-gateway sandbox --listen ADDR` serves it alone.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -20,9 +23,12 @@ mod actors;
 mod auth;
 mod catalog;
 mod commerce;
+mod cors;
 mod error;
+mod events;
 mod faults;
 mod graph;
+mod hooks;
 mod inspect;
 mod state;
 
@@ -34,9 +40,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use parking_lot::Mutex;
 
+pub use cors::allow_cross_origin;
 pub use faults::Faults;
+pub use hooks::HookTarget;
 
 use catalog::Catalog;
+use hooks::Hooks;
 use state::{Inner, Shared};
 
 /// How a sandbox is set up.
@@ -51,6 +60,9 @@ pub struct SandboxConfig {
     /// The faults injected from the start; change them later with
     /// [`Sandbox::set_faults`] or `PUT /sandbox/faults`.
     pub faults: Faults,
+    /// Where to forward `OnCartMutation` and `OnPaymentCapture`; `None` forwards
+    /// nothing.
+    pub hooks: Option<HookTarget>,
 }
 
 impl Default for SandboxConfig {
@@ -60,6 +72,7 @@ impl Default for SandboxConfig {
             client_secret: "sandbox-secret".into(),
             token_ttl: Duration::from_secs(3600),
             faults: Faults::default(),
+            hooks: None,
         }
     }
 }
@@ -71,6 +84,7 @@ impl fmt::Debug for SandboxConfig {
             .field("client_secret", &"<redacted>")
             .field("token_ttl", &self.token_ttl)
             .field("faults", &self.faults)
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -93,18 +107,26 @@ impl Sandbox {
     /// A sandbox with the seeded catalog and no payments, carts or tokens.
     pub fn new(config: SandboxConfig) -> Self {
         let inner = Inner {
-            faults: config.faults,
+            faults: config.faults.clone(),
             ..Inner::default()
         };
-        Self {
+        let (events, _) = tokio::sync::broadcast::channel(events::EVENT_BUFFER);
+        let (closing, _) = tokio::sync::watch::channel(false);
+        let sandbox = Self {
             shared: Arc::new(Shared {
                 client_id: config.client_id,
                 client_secret: config.client_secret,
                 token_ttl: config.token_ttl,
                 catalog: Catalog::seed(),
+                initial_faults: config.faults,
+                events,
+                closing,
+                hooks: Hooks::new(config.hooks),
                 state: Mutex::new(inner),
             }),
-        }
+        };
+        hooks::start(&sandbox.shared);
+        sandbox
     }
 
     /// Every route, with the sandbox's state applied.
@@ -123,18 +145,30 @@ impl Sandbox {
                 Arc::clone(&shared),
                 auth::require_bearer,
             ));
-        let emulated = Router::new()
-            .route("/oauth/token", post(auth::token))
+        let cart = |action: &str| format!("/ingress/commerce/carts/{{cart_id}}/{action}");
+        let ingress = Router::new()
             .route(
                 "/ingress/commerce/cart-profiles",
                 get(commerce::cart_profiles),
             )
             .route("/ingress/commerce/carts", post(commerce::create_cart))
             .route("/ingress/commerce/carts/{cart_id}", get(commerce::get_cart))
-            .route(
-                "/ingress/commerce/carts/{cart_id}/add-item",
-                post(commerce::add_item),
-            )
+            .route(&cart("events"), get(events::stream_cart))
+            .route(&cart("add-item"), post(commerce::add_item))
+            .route(&cart("remove-item"), post(commerce::remove_item))
+            .route(&cart("set-quantity"), post(commerce::set_quantity))
+            .route(&cart("add-coupon"), post(commerce::add_coupon))
+            .route(&cart("remove-coupon"), post(commerce::remove_coupon))
+            .route(&cart("address"), post(commerce::set_address))
+            .route(&cart("email"), post(commerce::set_email))
+            .route(&cart("phone"), post(commerce::set_phone))
+            .route(&cart("set-field/{key}"), post(commerce::set_field))
+            .route(&cart("remove-field/{key}"), post(commerce::remove_field))
+            .route(&cart("cancel-order"), post(commerce::cancel_order))
+            .layer(axum::middleware::from_fn(cors::allow_cross_origin));
+        let emulated = Router::new()
+            .route("/oauth/token", post(auth::token))
+            .merge(ingress)
             .merge(resources)
             .route_layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&shared),
@@ -145,12 +179,33 @@ impl Sandbox {
             .route("/sandbox/payments", get(inspect::payments))
             .route("/sandbox/carts/{cart_id}", get(inspect::cart))
             .route("/sandbox/journal", get(inspect::journal))
+            .route("/sandbox/hooks", get(inspect::hooks))
+            .route("/sandbox/reset", post(inspect::reset))
+            .route(
+                "/sandbox/orders/{order}/capture-payments",
+                post(inspect::capture_payments),
+            )
             .route(
                 "/sandbox/faults",
                 get(inspect::get_faults).put(inspect::put_faults),
             )
             .route("/sandbox/faults/injected", get(inspect::injected));
+        // Hooks queued before a runtime existed start flowing once one serves the router.
+        hooks::start(&self.shared);
         emulated.merge(inspection).with_state(shared)
+    }
+
+    /// Ends every open cart event stream (SSE). A server shutting down gracefully waits
+    /// for its connections to close, and a browser never closes an event stream by
+    /// itself; call this when shutdown begins. Streams opened later end at once.
+    pub fn close_event_streams(&self) {
+        self.shared.closing.send_replace(true);
+    }
+
+    /// Forgets every cart, order, payment, journal record and hook, as
+    /// `POST /sandbox/reset` does.
+    pub fn reset(&self) {
+        inspect::reset_state(&self.shared);
     }
 
     /// Replaces the injected faults.

@@ -20,15 +20,27 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::catalog::{CartProfile, Catalog};
+use crate::catalog::{CartProfile, Catalog, Coupon};
+use crate::events::CartEvent;
 use crate::faults::Faults;
+use crate::hooks::{Hooks, Outbox};
 
-/// What every handler shares: fixed configuration, the catalog, and the mutable state.
+/// What every handler shares: fixed configuration, the catalog, the channels that tell
+/// the outside about changes, and the mutable state.
 pub(crate) struct Shared {
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
     pub(crate) token_ttl: std::time::Duration,
     pub(crate) catalog: Catalog,
+    /// The faults configured at start, which a reset goes back to.
+    pub(crate) initial_faults: Faults,
+    /// Every change to a cart, for the SSE streams of `/ingress/commerce/carts/{id}/events`.
+    pub(crate) events: tokio::sync::broadcast::Sender<CartEvent>,
+    /// Set once to end every SSE stream, so that a server shutting down gracefully is
+    /// not held open by browsers that keep listening.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
+    /// Where hooks go and the task that delivers them.
+    pub(crate) hooks: Hooks,
     pub(crate) state: Mutex<Inner>,
 }
 
@@ -42,6 +54,8 @@ pub(crate) struct Inner {
     /// Access tokens and the instant each stops being valid.
     pub(crate) tokens: HashMap<String, Instant>,
     pub(crate) faults: Faults,
+    /// Hooks waiting to be delivered to the gateway, and the recent deliveries.
+    pub(crate) outbox: Outbox,
 }
 
 /// The business data: the records Hantera would persist.
@@ -119,6 +133,21 @@ pub(crate) struct Changes {
     payment_number_seq: HashMap<String, u64>,
     last_order_number: Option<u64>,
     last_created: Option<u64>,
+    /// `(paymentId, paymentCaptureId)` of every capture the batch created, in order, so
+    /// that `OnPaymentCapture` can be fired for each once the batch commits.
+    new_captures: Vec<(Uuid, Uuid)>,
+}
+
+impl Changes {
+    /// The tickets the batch changed.
+    pub(crate) fn ticket_ids(&self) -> Vec<Uuid> {
+        self.tickets.keys().copied().collect()
+    }
+
+    /// The captures the batch created, in the order they were created.
+    pub(crate) fn new_captures(&self) -> Vec<(Uuid, Uuid)> {
+        self.new_captures.clone()
+    }
 }
 
 impl<'w> Txn<'w> {
@@ -185,6 +214,28 @@ impl<'w> Txn<'w> {
         self.changes.orders.insert(order.order_id, order);
     }
 
+    pub(crate) fn order(&self, id: Uuid) -> Option<&Order> {
+        self.changes
+            .orders
+            .get(&id)
+            .or_else(|| self.base.orders.get(&id))
+    }
+
+    /// The order with this number (`O1001`), which Hantera accepts in place of the id.
+    pub(crate) fn order_by_number(&self, number: &str) -> Option<Uuid> {
+        self.changes
+            .orders
+            .values()
+            .chain(self.base.orders.values())
+            .find(|o| o.order_number == number)
+            .map(|o| o.order_id)
+    }
+
+    /// Notes a capture created in this batch, for `OnPaymentCapture`.
+    pub(crate) fn note_new_capture(&mut self, payment_id: Uuid, capture_id: Uuid) {
+        self.changes.new_captures.push((payment_id, capture_id));
+    }
+
     pub(crate) fn next_payment_number(&mut self, prefix: &str) -> String {
         let last = self
             .changes
@@ -245,9 +296,9 @@ pub(crate) struct Authorization {
     pub(crate) created_at: String,
 }
 
-/// One line of a payment's money journal. Captures do not exist yet, so the capture,
-/// invoice and order ids are always null for now; they are kept so that the shape is
-/// Hantera's.
+/// One line of a payment's money journal: a `charge` (money taken by the provider) or a
+/// `capture` (a pending capture covered and completed), the latter naming its capture,
+/// invoice and order.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PaymentJournalEntry {
@@ -285,12 +336,38 @@ pub(crate) struct Payment {
     pub(crate) dynamic: Map<String, Value>,
     pub(crate) tags: Vec<String>,
     pub(crate) authorizations: Vec<Authorization>,
-    /// Always empty until orders learn to capture.
-    pub(crate) captures: Vec<Value>,
+    pub(crate) captures: Vec<PaymentCapture>,
     pub(crate) journal_entries: Vec<PaymentJournalEntry>,
     pub(crate) activity_log: Vec<ActivityLogEntry>,
     #[serde(skip)]
     pub(crate) created_seq: u64,
+}
+
+/// Whether a capture still waits for money (`pending`) or has been covered by charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CaptureState {
+    Pending,
+    Completed,
+}
+
+/// A capture of a payment for an order's invoice, in the shape of Hantera's
+/// `PaymentCapture`: created pending by the order's `capturePayments`, then covered by
+/// the payment's `charge` messages.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PaymentCapture {
+    pub(crate) payment_capture_id: Uuid,
+    pub(crate) order_id: Uuid,
+    pub(crate) invoice_id: Uuid,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub(crate) amount: Decimal,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub(crate) captured_amount: Decimal,
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    pub(crate) remaining_amount: Decimal,
+    pub(crate) state: CaptureState,
+    pub(crate) created_at: String,
 }
 
 /// The lifecycle state of a ticket, which for a cart is its `cartState`.
@@ -320,7 +397,8 @@ pub(crate) struct Relation {
 }
 
 /// One line of a cart. The unit price, name and image are copied from the catalog when
-/// the line is added, as a shop freezes the price a customer saw.
+/// the line is added, as a shop freezes the price a customer saw. Discounts are not
+/// stored: they follow from the cart's coupons whenever the cart is priced.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CartLine {
@@ -331,8 +409,63 @@ pub(crate) struct CartLine {
     pub(crate) image: Option<String>,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     pub(crate) unit_price: Decimal,
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
-    pub(crate) discount: Decimal,
+}
+
+/// A postal address in the storefront SDK's field names. Every field is optional, and
+/// unknown fields are refused so that a misspelt one is not silently dropped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Address {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) care_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) attention: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address_line1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address_line2: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) postal_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) country_code: Option<String>,
+}
+
+/// Who the invoice goes to: an address plus the tax identity of a business buyer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct InvoiceRecipient {
+    // The address fields are repeated rather than flattened from `Address`: serde cannot
+    // refuse unknown fields through `flatten`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) care_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) attention: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address_line1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address_line2: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) postal_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) country_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tax_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tax_id_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tax_country_code: Option<String>,
 }
 
 /// A ticket actor. Hantera's Commerce cart is a ticket of type `cart`; the sandbox only
@@ -351,7 +484,11 @@ pub(crate) struct Ticket {
     pub(crate) country_code: String,
     pub(crate) email: Option<String>,
     pub(crate) phone: Option<String>,
+    pub(crate) address: Option<Address>,
+    pub(crate) invoice_recipient: Option<InvoiceRecipient>,
     pub(crate) lines: Vec<CartLine>,
+    /// The coupons added, in the order they were added.
+    pub(crate) coupons: Vec<Coupon>,
     pub(crate) relations: Vec<Relation>,
     pub(crate) dynamic: Map<String, Value>,
     pub(crate) tags: Vec<String>,
@@ -364,13 +501,22 @@ pub(crate) struct Ticket {
     pub(crate) created_seq: u64,
 }
 
+/// Whether an order stands or was cancelled through the cart's `cancel-order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OrderState {
+    Open,
+    Cancelled,
+}
+
 /// The order a completed cart turns into: a snapshot of the rendered cart at completion
-/// and the payments linked to it.
+/// and the payments linked to it. Its captures live on those payments.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Order {
     pub(crate) order_id: Uuid,
     pub(crate) order_number: String,
+    pub(crate) order_state: OrderState,
     pub(crate) cart_id: Uuid,
     pub(crate) currency_code: String,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
@@ -380,6 +526,7 @@ pub(crate) struct Order {
     pub(crate) items: Value,
     pub(crate) payment_ids: Vec<Uuid>,
     pub(crate) created_at: String,
+    pub(crate) cancelled_at: Option<String>,
 }
 
 /// One actor batch as it arrived, for `/sandbox/journal`.

@@ -111,6 +111,19 @@ pub struct Charge {
     pub transaction_reference: Option<String>,
 }
 
+/// One entry of a payment's journal (a charge or a capture), as far as the gateway reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// `charge`, `capture` or `refund`.
+    pub entry_type: String,
+    /// Amount in major units.
+    pub amount: Decimal,
+    /// The authorization a charge reduced, if it named one.
+    pub authorization_number: Option<String>,
+    /// The reference the charge was sent with (the PSP's capture id).
+    pub transaction_reference: Option<String>,
+}
+
 /// What the gateway needs from Hantera.
 #[async_trait]
 pub trait Hantera: Send + Sync + 'static {
@@ -150,6 +163,13 @@ pub trait Hantera: Send + Sync + 'static {
 
     /// Records a charge on a payment.
     async fn charge(&self, payment_id: Uuid, charge: &Charge) -> Result<(), HanteraError>;
+
+    /// The journal of a payment (its charges), read so that a charge whose answer was lost
+    /// is looked for before it is sent again; `None` when the payment does not exist.
+    async fn payment_journal(
+        &self,
+        payment_id: Uuid,
+    ) -> Result<Option<Vec<JournalEntry>>, HanteraError>;
 
     /// Whether Hantera answers (readiness).
     async fn ping(&self) -> Result<(), HanteraError>;
@@ -476,6 +496,148 @@ pub enum Enqueued {
     Duplicate(i64),
 }
 
+/// One state change of a completion record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionTransition {
+    /// The state entered.
+    pub state: CompletionState,
+    /// The reason given with the change, if any.
+    pub reason: Option<String>,
+    /// When, unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// One event in the life of a job, for the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobEvent {
+    /// `leased`, `succeeded`, `retry`, `failed`, `replayed` or `expired`.
+    pub event: String,
+    /// The attempt it belongs to (attempts counted at that moment).
+    pub attempt: u32,
+    /// The error of a retry or a failure.
+    pub error: Option<String>,
+    /// When, unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// Pending jobs of one kind, for the gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingJobs {
+    /// The kind.
+    pub kind: String,
+    /// How many are pending (waiting, backing off or running).
+    pub count: u64,
+    /// Creation time of the oldest, unix milliseconds.
+    pub oldest_created_at_ms: i64,
+}
+
+/// The cart-sync bookkeeping of a session: what was last sent to the PSP, what waits to be
+/// sent, and whether a person must look.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSync {
+    /// The cart.
+    pub cart_id: Uuid,
+    /// The provider id.
+    pub provider: String,
+    /// Hash of the payload the PSP holds (sent by a sync, or at checkout).
+    pub synced_hash: Option<String>,
+    /// Hash of the latest payload seen in a cart mutation.
+    pub pending_hash: Option<String>,
+    /// The latest payload (what `Provider::sync_payload` returned).
+    pub pending_payload: Option<serde_json::Value>,
+    /// The cart that payload was computed from, as rendered in the mutation.
+    pub pending_cart: Option<serde_json::Value>,
+    /// Why the session needs a person, if it does.
+    pub attention: Option<String>,
+    /// When it was flagged, unix milliseconds.
+    pub attention_at_ms: Option<i64>,
+}
+
+/// A cart mutation's payload for one session, to be synced to the PSP.
+#[derive(Debug, Clone)]
+pub struct PendingSync {
+    /// The cart.
+    pub cart_id: Uuid,
+    /// The provider id.
+    pub provider: String,
+    /// Hash of `payload`.
+    pub hash: String,
+    /// What the PSP needs.
+    pub payload: serde_json::Value,
+    /// The rendered cart it was computed from.
+    pub cart: serde_json::Value,
+}
+
+/// What [`Store::schedule_sync`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncScheduled {
+    /// No session exists for (cart, provider).
+    NoSession,
+    /// Nothing to send: the PSP holds this payload, or the running sync is sending it.
+    Unchanged,
+    /// A sync job that has not started yet will send the latest payload.
+    Coalesced(i64),
+    /// A new sync job was added.
+    Scheduled(i64),
+}
+
+/// Where a session's newest sync job is, as [`decide_sync`] needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncJobState {
+    /// Pending and not under a live lease: it will read the latest payload when it runs.
+    Waiting(i64),
+    /// Pending under a live lease: it may have read an older payload already.
+    Running(i64),
+    /// Succeeded or failed.
+    Ended,
+}
+
+impl SyncJobState {
+    /// The state of job `id` from its stored state name and whether a live lease holds it.
+    pub fn of(id: i64, state: JobState, leased: bool) -> Self {
+        match (state, leased) {
+            (JobState::Pending, false) => SyncJobState::Waiting(id),
+            (JobState::Pending, true) => SyncJobState::Running(id),
+            _ => SyncJobState::Ended,
+        }
+    }
+}
+
+/// What a cart mutation needs, by the rule every store backend applies in
+/// [`Store::schedule_sync`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncDecision {
+    /// Nothing to send.
+    Unchanged,
+    /// The waiting job will send it.
+    Coalesced(i64),
+    /// A new job must send it.
+    Schedule,
+}
+
+/// Decides what a mutation with payload hash `hash` needs, given what the PSP holds
+/// (`synced`), the payload stored before this one (`pending`) and the session's newest sync
+/// job.
+///
+/// - A waiting job reads the latest payload when it runs: the mutation joins it.
+/// - A running job read the stored payload when it started (no mutation since, or a newer
+///   job would be the newest): if that is this payload, it is being sent already.
+/// - Otherwise a payload the PSP already holds needs nothing, and any other needs a job.
+pub fn decide_sync(
+    hash: &str,
+    synced: Option<&str>,
+    pending: Option<&str>,
+    newest: Option<SyncJobState>,
+) -> SyncDecision {
+    match newest {
+        Some(SyncJobState::Waiting(id)) => SyncDecision::Coalesced(id),
+        Some(SyncJobState::Running(_)) if pending == Some(hash) => SyncDecision::Unchanged,
+        Some(SyncJobState::Running(_)) => SyncDecision::Schedule,
+        _ if synced == Some(hash) => SyncDecision::Unchanged,
+        _ => SyncDecision::Schedule,
+    }
+}
+
 /// The durable state of the gateway.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -583,12 +745,135 @@ pub trait Store: Send + Sync + 'static {
     /// One job.
     async fn job(&self, id: i64) -> Result<Option<Job>, StoreError>;
 
+    /// The job holding a dedupe key.
+    async fn job_by_key(&self, dedupe_key: &str) -> Result<Option<Job>, StoreError>;
+
     /// Jobs in a state, newest first.
     async fn jobs_in(&self, state: JobState, limit: u32) -> Result<Vec<Job>, StoreError>;
 
     /// Makes a failed job pending again with a fresh attempt budget.
     async fn replay_job(&self, id: i64) -> Result<bool, StoreError>;
 
+    /// Replaces the payload of a job while `owner` holds its lease: progress a job must
+    /// keep across attempts (an idempotency key, "the PSP captured"). Returns whether it
+    /// was written; `false` when the lease was lost.
+    async fn save_job_progress(
+        &self,
+        id: i64,
+        owner: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
+
+    /// The events of a job, oldest first.
+    async fn job_history(&self, id: i64) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Pending jobs per kind, with the creation time of the oldest of each.
+    async fn pending_jobs(&self) -> Result<Vec<PendingJobs>, StoreError>;
+
+    /// The state changes of a completion record, oldest first.
+    async fn completion_history(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Vec<CompletionTransition>, StoreError>;
+
+    /// Every session of a cart (one per provider), ordered by provider.
+    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError>;
+
+    /// Records the latest payload of a cart mutation for a session and makes sure a sync
+    /// job will send it, in one transaction. Rapid mutations coalesce: while a sync job of
+    /// the session has not started, it reads the latest payload when it runs, so no job is
+    /// added; a new one is added only when none is waiting (none exists, or the one there
+    /// is running and may have read an older payload). A new job is `job` with `:{n}`
+    /// appended to its dedupe key (n counts the session's sync jobs), due after `delay`.
+    async fn schedule_sync(
+        &self,
+        sync: PendingSync,
+        job: NewJob,
+        delay: Duration,
+    ) -> Result<SyncScheduled, StoreError>;
+
+    /// The sync bookkeeping of a session.
+    async fn session_sync(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<SessionSync>, StoreError>;
+
+    /// Records that the PSP holds the payload with `hash` (after a sync, or at checkout).
+    async fn mark_synced(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        hash: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Marks a session as needing a person, with the reason (the latest reason wins).
+    async fn flag_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Sessions marked as needing a person, most recently flagged first.
+    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError>;
+
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mutation_joins_a_sync_job_that_has_not_started() {
+        let waiting = Some(SyncJobState::Waiting(7));
+        assert_eq!(
+            decide_sync("b", Some("a"), Some("a"), waiting),
+            SyncDecision::Coalesced(7)
+        );
+        // Even a mutation back to what the PSP holds joins it: the job then finds nothing
+        // to send, which is right, because the PSP holds it.
+        assert_eq!(
+            decide_sync("a", Some("a"), Some("b"), waiting),
+            SyncDecision::Coalesced(7)
+        );
+    }
+
+    #[test]
+    fn a_mutation_during_a_running_sync_gets_a_job_of_its_own_unless_it_is_being_sent() {
+        let running = Some(SyncJobState::Running(7));
+        assert_eq!(
+            decide_sync("c", Some("a"), Some("b"), running),
+            SyncDecision::Schedule
+        );
+        // Back to what the PSP held before the running sync: that sync will overwrite it,
+        // so it must be sent again.
+        assert_eq!(
+            decide_sync("a", Some("a"), Some("b"), running),
+            SyncDecision::Schedule
+        );
+        assert_eq!(
+            decide_sync("b", Some("a"), Some("b"), running),
+            SyncDecision::Unchanged
+        );
+    }
+
+    #[test]
+    fn without_a_live_job_only_a_payload_the_psp_does_not_hold_is_scheduled() {
+        for newest in [None, Some(SyncJobState::Ended)] {
+            assert_eq!(
+                decide_sync("a", Some("a"), Some("a"), newest),
+                SyncDecision::Unchanged
+            );
+            assert_eq!(
+                decide_sync("b", Some("a"), Some("b"), newest),
+                SyncDecision::Schedule,
+                "a failed sync of the same payload is tried again by a new mutation"
+            );
+            assert_eq!(decide_sync("a", None, None, newest), SyncDecision::Schedule);
+        }
+    }
 }

@@ -19,7 +19,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
-use psp_core::ports::{CompletionState, Store, StoreError};
+use psp_core::ports::{Store, StoreError};
 
 pub use sqlite::SqliteStore;
 
@@ -42,16 +42,8 @@ pub struct StoredWebhook {
     pub received_at_ms: i64,
 }
 
-/// One state change of a completion record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompletionTransition {
-    /// The state entered.
-    pub state: CompletionState,
-    /// The reason given with the change, if any.
-    pub reason: Option<String>,
-    /// When, unix milliseconds.
-    pub at_ms: i64,
-}
+/// One state change of a completion record (now part of the `Store` port).
+pub use psp_core::ports::CompletionTransition;
 
 /// Opens the store that `url` names: `sqlite://path.db` (created if missing) or
 /// `sqlite::memory:`. `postgres://…` is recognised but not supported yet.

@@ -462,3 +462,128 @@ async fn an_injected_store_failure_changes_nothing() {
     assert!(store.jobs().is_empty());
     assert!(store.ping().await.is_ok());
 }
+
+fn pending(cart_id: Uuid, hash: &str) -> psp_core::ports::PendingSync {
+    psp_core::ports::PendingSync {
+        cart_id,
+        provider: "mock".into(),
+        hash: hash.into(),
+        payload: serde_json::json!({ "h": hash }),
+        cart: serde_json::json!({ "cartId": cart_id }),
+    }
+}
+
+fn sync_job(cart_id: Uuid) -> NewJob {
+    NewJob {
+        kind: "sync".into(),
+        dedupe_key: format!("sync:mock:{cart_id}"),
+        cart_id: Some(cart_id),
+        payload: serde_json::json!({}),
+        max_attempts: 3,
+    }
+}
+
+#[tokio::test]
+async fn cart_mutations_coalesce_into_one_waiting_sync_job_like_the_sqlite_store() {
+    use psp_core::ports::SyncScheduled;
+    let store = MemStore::new();
+    let cart = Uuid::new_v4();
+    store.reserve_session(cart, "mock", "k").await.unwrap();
+    store
+        .save_session(cart, "mock", "pay_1", sek(100), &serde_json::json!({}))
+        .await
+        .unwrap();
+    store.mark_synced(cart, "mock", "h0").await.unwrap();
+    assert_eq!(
+        store
+            .schedule_sync(pending(cart, "h0"), sync_job(cart), Duration::ZERO)
+            .await
+            .unwrap(),
+        SyncScheduled::Unchanged
+    );
+    let SyncScheduled::Scheduled(first) = store
+        .schedule_sync(pending(cart, "h1"), sync_job(cart), Duration::ZERO)
+        .await
+        .unwrap()
+    else {
+        panic!("scheduled")
+    };
+    assert_eq!(
+        store
+            .schedule_sync(pending(cart, "h2"), sync_job(cart), Duration::ZERO)
+            .await
+            .unwrap(),
+        SyncScheduled::Coalesced(first)
+    );
+    store.lease_jobs("w", LEASE, 10).await.unwrap();
+    assert!(matches!(
+        store
+            .schedule_sync(pending(cart, "h3"), sync_job(cart), Duration::ZERO)
+            .await
+            .unwrap(),
+        SyncScheduled::Scheduled(id) if id != first
+    ));
+    let sync = store.session_sync(cart, "mock").await.unwrap().unwrap();
+    assert_eq!(sync.pending_hash.as_deref(), Some("h3"));
+    assert_eq!(sync.synced_hash.as_deref(), Some("h0"));
+    store.flag_session(cart, "mock", "changed").await.unwrap();
+    assert_eq!(
+        store.flagged_sessions(5).await.unwrap()[0]
+            .attention
+            .as_deref(),
+        Some("changed")
+    );
+}
+
+#[tokio::test]
+async fn job_history_progress_and_completion_history_are_kept() {
+    let store = MemStore::new();
+    let Enqueued::New(id) = store.enqueue(job("j1", None)).await.unwrap() else {
+        panic!("new")
+    };
+    store.lease_jobs("w", LEASE, 10).await.unwrap();
+    let progress = serde_json::json!({ "step": 2 });
+    assert!(!store.save_job_progress(id, "x", &progress).await.unwrap());
+    assert!(store.save_job_progress(id, "w", &progress).await.unwrap());
+    store
+        .finish_job(id, "w", JobResult::Failed { error: "no".into() })
+        .await
+        .unwrap();
+    let events: Vec<String> = store
+        .job_history(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, ["leased", "failed"]);
+    assert_eq!(
+        store.job_by_key("j1").await.unwrap().unwrap().payload,
+        progress
+    );
+
+    store
+        .advance_completion(update("p1", CompletionState::Started))
+        .await
+        .unwrap();
+    store
+        .advance_completion(update("p1", CompletionState::Started))
+        .await
+        .unwrap();
+    store
+        .advance_completion(update("p1", CompletionState::Completed))
+        .await
+        .unwrap();
+    let states: Vec<CompletionState> = store
+        .completion_history("mock", "p1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.state)
+        .collect();
+    assert_eq!(
+        states,
+        [CompletionState::Started, CompletionState::Completed]
+    );
+    assert!(store.pending_jobs().await.unwrap().is_empty());
+}

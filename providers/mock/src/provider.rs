@@ -9,7 +9,8 @@ use psp_core::signature::DEFAULT_TOLERANCE;
 use psp_core::{
     Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, Currency,
     EventKind, ExistingSession, Money, ParsedEvent, Provider, ProviderContext, ProviderError,
-    PspPayment, PspStatus, Secret, SignatureVerifier, VerifiedEvent, WebhookDelivery, WebhookError,
+    PspPayment, PspStatus, Secret, SignatureVerifier, SyncRequest, VerifiedEvent, WebhookDelivery,
+    WebhookError,
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -338,23 +339,34 @@ impl MockProvider {
         amount: Money,
         idempotency_key: &str,
     ) -> Result<CheckoutSession, ProviderError> {
-        check_ref(&existing.psp_ref)?;
-        let path = format!("/v1/payments/{}", existing.psp_ref);
         let key = format!("{idempotency_key}:amount:{}", amount.minor);
+        session(self.set_amount(&existing.psp_ref, amount, &key).await?)
+    }
+
+    /// Sets the amount of a pending payment under `key` and returns the payment as the PSP
+    /// holds it afterwards.
+    async fn set_amount(
+        &self,
+        psp_ref: &str,
+        amount: Money,
+        key: &str,
+    ) -> Result<PaymentWire, ProviderError> {
+        check_ref(psp_ref)?;
+        let path = format!("/v1/payments/{psp_ref}");
         let body = json!({ "amount": amount.minor });
         let answer = self
-            .call(Method::POST, &path, Some(&key), Some(body.clone()))
+            .call(Method::POST, &path, Some(key), Some(body.clone()))
             .await?;
         if !answer.replayed {
-            return session(parse_payment(&answer.body)?);
+            return parse_payment(&answer.body);
         }
         // A replay is either our own earlier attempt (fine) or an older change to this same
-        // amount, made before the cart moved away and back (A→B→A→B reuses "…:amount:B").
-        // The replayed answer then says B while the PSP holds something else, so the
-        // payment is read back to tell the two apart.
-        let current = self.get_payment(&existing.psp_ref).await?;
+        // amount under the same key, made before the cart moved away and back (A→B→A→B
+        // reuses "…:amount:B"). The replayed answer then says B while the PSP holds
+        // something else, so the payment is read back to tell the two apart.
+        let current = self.get_payment(psp_ref).await?;
         if current.amount == amount.minor {
-            return session(current);
+            return Ok(current);
         }
         if current.status != "pending" {
             return Err(ProviderError::Locked(format!(
@@ -367,7 +379,7 @@ impl MockProvider {
         let answer = self
             .call(Method::POST, &path, Some(&fresh), Some(body))
             .await?;
-        session(parse_payment(&answer.body)?)
+        parse_payment(&answer.body)
     }
 }
 
@@ -594,6 +606,26 @@ impl Provider for MockProvider {
         Ok(CaptureDone {
             psp_capture_id: capture.id,
         })
+    }
+
+    /// Brings a pending payment's amount in step with the cart. The mock PSP holds only an
+    /// amount and a currency, which cannot change; an authorized payment answers
+    /// `payment_locked`, which becomes [`ProviderError::Locked`].
+    async fn sync(&self, req: SyncRequest<'_>) -> Result<(), ProviderError> {
+        let current = self.get_payment(req.psp_ref).await?;
+        if current.currency != req.amount.currency.code() {
+            return Err(ProviderError::Locked(format!(
+                "the payment is in {}, the cart is now in {}",
+                current.currency,
+                req.amount.currency.code()
+            )));
+        }
+        if current.amount == req.amount.minor {
+            return Ok(());
+        }
+        self.set_amount(req.psp_ref, req.amount, req.idempotency_key)
+            .await
+            .map(drop)
     }
 
     async fn void(&self, psp_ref: &str, idempotency_key: &str) -> Result<(), ProviderError> {

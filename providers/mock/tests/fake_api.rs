@@ -264,6 +264,38 @@ async fn a_capture_repeated_with_its_key_returns_the_same_capture_and_captures_o
 }
 
 #[tokio::test]
+async fn capture_calls_refused_by_an_injected_fault_are_listed_with_their_key() {
+    let h = Harness::start().await;
+    let id = h.create(1000).await["id"].as_str().unwrap().to_string();
+    h.fake
+        .approve(&id, mock::fake::ApproveOptions::default())
+        .unwrap();
+    let path = format!("/v1/payments/{id}/captures");
+    h.set_faults(Faults {
+        fail_next: 1,
+        ..Default::default()
+    });
+    let refused = h
+        .post(&path, "cap-f", json!({"amount": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let done = h
+        .post(&path, "cap-f", json!({"amount": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201);
+    let calls = h.fake.capture_calls_of(&id);
+    assert_eq!(calls.len(), 2);
+    assert_eq!((calls[0].status, calls[0].fault), (0, Some("fail")));
+    assert_eq!((calls[1].status, calls[1].fault), (201, None));
+    assert!(calls.iter().all(|c| c.idempotency_key == "cap-f"));
+    assert_eq!(h.fake.captures_of(&id).len(), 1);
+}
+
+#[tokio::test]
 async fn partial_captures_add_up_to_the_authorized_amount_and_no_further() {
     let h = Harness::start().await;
     let id = h.create(1000).await["id"].as_str().unwrap().to_string();

@@ -13,7 +13,8 @@ use mock::MockProvider;
 use psp_core::signature::{sign_header, unix_now};
 use psp_core::{
     CaptureRequest, CheckoutRequest, CheckoutSession, EventKind, ExistingSession, Provider,
-    ProviderError, PspStatus, RenderedCart, Secret, VerifyError, WebhookDelivery, WebhookError,
+    ProviderError, PspStatus, RenderedCart, Secret, SyncRequest, VerifyError, WebhookDelivery,
+    WebhookError,
 };
 use serde_json::{json, Value};
 
@@ -245,6 +246,63 @@ async fn an_amount_that_moves_back_and_forth_ends_at_the_latest_amount() {
         assert_eq!(s.amount, sek(amount));
         assert_eq!(h.fake.payment(&s.psp_ref).unwrap().amount, amount);
     }
+}
+
+async fn sync(
+    p: &MockProvider,
+    psp_ref: &str,
+    total: &str,
+    key: &str,
+) -> Result<(), ProviderError> {
+    let c = cart(total);
+    let amount = c.total().unwrap();
+    let payload = p.sync_payload(&c).unwrap();
+    p.sync(SyncRequest {
+        psp_ref,
+        cart: &c,
+        amount,
+        payload: &payload,
+        idempotency_key: key,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_sync_sets_the_amount_of_a_pending_payment_once_and_is_locked_after_approval() {
+    let h = Harness::start().await;
+    let p = h.provider(json!({}));
+    let s = checkout(&h, &p, &cart("10.00"), 1000, "ck", &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        p.sync_payload(&cart("12.50")).unwrap(),
+        json!({ "amount": 1250, "currency": "SEK" })
+    );
+
+    // The PSP does not answer: nothing happened, and the retry under the same key works.
+    h.set_faults(Faults {
+        fail_next: 1,
+        ..Faults::default()
+    });
+    let err = sync(&p, &s.psp_ref, "12.50", "sync-1").await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    h.set_faults(Faults::default());
+    sync(&p, &s.psp_ref, "12.50", "sync-1").await.unwrap();
+    assert_eq!(h.fake.payment(&s.psp_ref).unwrap().amount, 1250);
+    let updates = h.fake.amount_updates_of(&s.psp_ref);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!((updates[0].amount, updates[0].replayed), (1250, false));
+
+    // What the PSP holds already costs no update.
+    sync(&p, &s.psp_ref, "12.50", "sync-2").await.unwrap();
+    assert_eq!(h.fake.amount_updates_of(&s.psp_ref).len(), 1);
+
+    h.fake
+        .approve(&s.psp_ref, ApproveOptions::default())
+        .unwrap();
+    let err = sync(&p, &s.psp_ref, "15.00", "sync-3").await.unwrap_err();
+    assert!(matches!(err, ProviderError::Locked(_)), "{err}");
+    assert_eq!(h.fake.payment(&s.psp_ref).unwrap().amount, 1250);
 }
 
 #[tokio::test]

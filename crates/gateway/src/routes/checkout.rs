@@ -132,6 +132,8 @@ pub(crate) async fn start(
             &started.client,
         )
         .await?;
+    // The PSP session now holds this cart: a later mutation syncs only what differs.
+    crate::jobs::sync::record_checkout(&state, provider.as_ref(), &cart).await?;
     tracing::info!(provider = id, %cart_id, psp_ref = %started.psp_ref, amount = %started.amount, "checkout session ready");
     Ok(Json(started.client))
 }
@@ -186,6 +188,12 @@ pub(crate) async fn confirm(
     match outcome {
         Ok(outcome) => {
             state.metrics.completion(id, outcome.label());
+            if matches!(
+                outcome,
+                CompletionOutcome::Completed { .. } | CompletionOutcome::AlreadyCompleted
+            ) {
+                crate::worker::after_completion(&state, provider.as_ref(), &psp_ref).await;
+            }
             confirm_answer(cart_id, &psp_ref, outcome)
         }
         Err(e) => {

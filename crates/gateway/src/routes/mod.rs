@@ -2,6 +2,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod checkout;
+pub(crate) mod hooks;
 pub(crate) mod ops;
 pub(crate) mod webhooks;
 

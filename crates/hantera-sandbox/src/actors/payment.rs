@@ -1,4 +1,10 @@
-//! The payment actor: `create`, `applyCommands`, `charge` and `query`.
+//! The payment actor: `create`, `applyCommands`, `charge`, `completeCapture` and
+//! `query`.
+//!
+//! A `charge` covers the payment's pending captures, oldest first: each capture's
+//! `capturedAmount` grows by what the charge brings, and a capture with nothing remaining
+//! becomes `completed` with a `capture` journal entry, as Hantera documents for
+//! `OnPaymentCapture` ("a new charge is made on the payment to cover for the capture").
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -8,7 +14,8 @@ use uuid::Uuid;
 use super::{apply_tag, command_body, command_kind, set_dynamic_fields, AddActivityLog, Message};
 use crate::error::ApiError;
 use crate::state::{
-    now_rfc3339, Authorization, AuthorizationState, Payment, PaymentJournalEntry, Txn,
+    now_rfc3339, Authorization, AuthorizationState, CaptureState, Payment, PaymentCapture,
+    PaymentJournalEntry, Txn,
 };
 
 /// The prefix of the number a payment gets when its `create` does not ask for one.
@@ -38,6 +45,12 @@ struct Charge {
     amount: Decimal,
     authorization_number: Option<String>,
     transaction_reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CompleteCapture {
+    payment_capture_id: Uuid,
 }
 
 #[derive(Deserialize)]
@@ -75,11 +88,12 @@ pub(super) fn apply(txn: &mut Txn<'_>, id: Uuid, message: &Message) -> Result<Va
             Ok(ok())
         }
         "charge" => charge(txn, id, message.body_as()?),
+        "completeCapture" => complete_capture(txn, id, message.body_as()?),
         "query" => serde_json::to_value(existing(txn, id)?)
             .map_err(|e| ApiError::invalid_command(format!("cannot render payment: {e}"))),
         other => Err(ApiError::invalid_message_body(format!(
             "the payment actor has no message '{other}' in the sandbox \
-             (known: create, applyCommands, charge, query)"
+             (known: create, applyCommands, charge, completeCapture, query)"
         ))),
     }
 }
@@ -246,5 +260,71 @@ fn charge(txn: &mut Txn<'_>, id: Uuid, body: Charge) -> Result<Value, ApiError> 
         order_id: None,
         timestamp: now_rfc3339(),
     });
+    let mut brought = body.amount;
+    let mut completed = Vec::new();
+    for capture in payment
+        .captures
+        .iter_mut()
+        .filter(|c| c.state == CaptureState::Pending)
+    {
+        if brought <= Decimal::ZERO {
+            break;
+        }
+        let covered = brought.min(capture.remaining_amount);
+        capture.captured_amount += covered;
+        capture.remaining_amount -= covered;
+        brought -= covered;
+        if capture.remaining_amount <= Decimal::ZERO {
+            capture.state = CaptureState::Completed;
+            completed.push(capture.clone());
+        }
+    }
+    for capture in completed {
+        payment.journal_entries.push(capture_entry(&capture));
+    }
+    Ok(ok())
+}
+
+/// The journal entry of a completed capture.
+fn capture_entry(capture: &PaymentCapture) -> PaymentJournalEntry {
+    PaymentJournalEntry {
+        payment_journal_entry_id: Uuid::new_v4(),
+        amount: capture.amount,
+        payment_journal_entry_type: "capture",
+        authorization_number: None,
+        transaction_reference: None,
+        capture_id: Some(capture.payment_capture_id),
+        invoice_id: Some(capture.invoice_id),
+        order_id: Some(capture.order_id),
+        timestamp: now_rfc3339(),
+    }
+}
+
+/// `completeCapture`: completes a pending capture even without a charge covering it, as
+/// Hantera documents (for money settled outside the payment's provider).
+fn complete_capture(txn: &mut Txn<'_>, id: Uuid, body: CompleteCapture) -> Result<Value, ApiError> {
+    existing(txn, id)?;
+    let payment = txn
+        .payment_mut(id)
+        .ok_or_else(|| ApiError::not_found(format!("no payment {id}")))?;
+    let capture = payment
+        .captures
+        .iter_mut()
+        .find(|c| c.payment_capture_id == body.payment_capture_id)
+        .ok_or_else(|| {
+            ApiError::invalid_command(format!(
+                "no capture {} on payment {id}",
+                body.payment_capture_id
+            ))
+        })?;
+    if capture.state != CaptureState::Pending {
+        return Err(ApiError::invalid_command(format!(
+            "capture {} is already completed",
+            body.payment_capture_id
+        )));
+    }
+    capture.state = CaptureState::Completed;
+    let entry = capture_entry(capture);
+    payment.journal_entries.push(entry);
     Ok(ok())
 }

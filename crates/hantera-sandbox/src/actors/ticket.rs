@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{apply_tag, command_body, command_kind, set_dynamic_fields, AddActivityLog, Message};
 use crate::commerce::render;
 use crate::error::ApiError;
-use crate::state::{now_rfc3339, Order, Relation, Ticket, TicketState, Txn};
+use crate::state::{now_rfc3339, Order, OrderState, Relation, Ticket, TicketState, Txn};
 
 /// The one relation key the sandbox knows: a cart's link to the payments that pay it.
 const PAYMENTS: &str = "payments";
@@ -101,6 +101,7 @@ fn complete(txn: &mut Txn<'_>, id: Uuid) -> Result<Value, ApiError> {
     let order = Order {
         order_id,
         order_number,
+        order_state: OrderState::Open,
         cart_id: id,
         currency_code: ticket.profile.currency_code.clone(),
         order_total: rendered.order_total.0,
@@ -113,6 +114,7 @@ fn complete(txn: &mut Txn<'_>, id: Uuid) -> Result<Value, ApiError> {
             .map(|r| r.node_id)
             .collect(),
         created_at: now,
+        cancelled_at: None,
     };
     txn.insert_order(order);
     Ok(ok())

@@ -237,7 +237,8 @@ async fn linking_a_payment_and_completing_the_cart_creates_an_order() {
     );
     assert_eq!(inspected["order"]["orderNumber"], "O1001");
     assert_eq!(inspected["order"]["paymentIds"], json!([PAYMENT_A]));
-    assert_eq!(number(&inspected["order"]["orderTotal"]), "99.90");
+    // 99.90 plus 49.00 shipping below the free-shipping threshold.
+    assert_eq!(number(&inspected["order"]["orderTotal"]), "148.90");
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ const RENDERED_FIELDS: &[&str] = &[
     "shippingDiscount",
     "address",
     "invoiceAddress",
+    "invoiceRecipient",
     "items",
     "promotions",
 ];
@@ -51,7 +52,7 @@ async fn cart_profiles_list_the_seeded_profiles_in_hanteras_shape() {
 }
 
 #[tokio::test]
-async fn a_sek_cart_prices_three_items_at_25_percent_tax_included_exactly() {
+async fn a_sek_cart_prices_three_items_at_25_percent_tax_included_with_shipping_exactly() {
     let h = Harness::start().await;
     let cart = h.new_cart("default").await;
     let (status, rendered) = h.add_item(&cart, "TSHIRT-001", 3).await;
@@ -73,9 +74,11 @@ async fn a_sek_cart_prices_three_items_at_25_percent_tax_included_exactly() {
     assert_eq!(number(&item["tax"]), "59.94");
     assert_eq!(number(&item["discount"]), "0.00");
     assert_eq!(number(&rendered["productTotal"]), "299.70");
-    assert_eq!(number(&rendered["orderTotal"]), "299.70");
-    assert_eq!(number(&rendered["orderTaxTotal"]), "59.94");
-    assert_eq!(number(&rendered["shippingTotal"]), "0.00");
+    // Below the profile's 500.00 free-shipping threshold: 49.00 shipping with 9.80 tax.
+    assert_eq!(number(&rendered["shippingTotal"]), "49.00");
+    assert_eq!(number(&rendered["shippingTax"]), "9.80");
+    assert_eq!(number(&rendered["orderTotal"]), "348.70");
+    assert_eq!(number(&rendered["orderTaxTotal"]), "69.74");
 
     let (_, fetched) = h.get(&format!("/ingress/commerce/carts/{cart}")).await;
     assert_eq!(fetched, rendered, "GET renders what add-item answered");
@@ -92,7 +95,7 @@ async fn adding_a_product_already_in_the_cart_increases_that_line() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["productNumber"], "MUG-002");
     assert_eq!(items[0]["quantity"], 3);
-    // 3 × 149.00 + 249.50 = 696.50; taxes 89.40 + 49.90.
+    // 3 × 149.00 + 249.50 = 696.50, which ships free; taxes 89.40 + 49.90.
     assert_eq!(number(&rendered["orderTotal"]), "696.50");
     assert_eq!(number(&rendered["orderTaxTotal"]), "139.30");
 }
@@ -103,14 +106,15 @@ async fn a_yen_cart_has_whole_yen_totals() {
     let cart = h.new_cart("jp").await;
     let (status, rendered) = h.add_item(&cart, "SOCKS-004", 3).await;
     assert_eq!(status, StatusCode::OK);
-    // 3 × 990 = 2970; 2970 × 0.1 / 1.1 = 270 exactly.
-    assert_eq!(number(&rendered["orderTotal"]), "2970");
-    assert_eq!(number(&rendered["orderTaxTotal"]), "270");
+    // 3 × 990 = 2970; 2970 × 0.1 / 1.1 = 270 exactly; shipping 500 carries 45.45…,
+    // rounded to 45.
+    assert_eq!(number(&rendered["orderTotal"]), "3470");
+    assert_eq!(number(&rendered["orderTaxTotal"]), "315");
     let (_, rendered) = h.add_item(&cart, "TSHIRT-001", 1).await;
     // 1500 × 0.1 / 1.1 = 136.36…, rounded to 136.
     assert_eq!(number(&rendered["items"][1]["tax"]), "136");
-    assert_eq!(number(&rendered["orderTotal"]), "4470");
-    assert_eq!(number(&rendered["orderTaxTotal"]), "406");
+    assert_eq!(number(&rendered["orderTotal"]), "4970");
+    assert_eq!(number(&rendered["orderTaxTotal"]), "451");
 }
 
 #[tokio::test]
@@ -120,10 +124,12 @@ async fn a_dinar_cart_adds_tax_on_top_with_three_decimals() {
     let (status, rendered) = h.add_item(&cart, "TOTE-005", 1).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(rendered["taxIncluded"], false);
-    // 5.999 × 5% = 0.29995, rounded half away from zero to 0.300.
+    // 5.999 × 5% = 0.29995, rounded half away from zero to 0.300; shipping 1.500
+    // adds 0.075 of tax.
     assert_eq!(number(&rendered["productTotal"]), "5.999");
-    assert_eq!(number(&rendered["orderTaxTotal"]), "0.300");
-    assert_eq!(number(&rendered["orderTotal"]), "6.299");
+    assert_eq!(number(&rendered["shippingTotal"]), "1.500");
+    assert_eq!(number(&rendered["orderTaxTotal"]), "0.375");
+    assert_eq!(number(&rendered["orderTotal"]), "7.874");
 }
 
 #[tokio::test]

@@ -99,3 +99,70 @@ async fn sandbox_carts_answers_404_for_an_unknown_cart() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_reset_forgets_carts_payments_and_the_journal_but_keeps_tokens_valid() {
+    let h = Harness::start().await;
+    let token = h.token().await;
+    let cart = h.new_cart("default").await;
+    h.add_item(&cart, "MUG-002", 1).await;
+    h.create_payment(
+        &token,
+        "0199a9b6-8608-7360-b98b-d2f9adeb2848",
+        "p-1",
+        json!(1),
+    )
+    .await;
+    h.set_faults(hantera_sandbox::Faults {
+        latency_ms: 1,
+        ..Default::default()
+    });
+
+    let (status, answer) = h.post("/sandbox/reset", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"reset": true}));
+    let (status, _) = h.get(&format!("/sandbox/carts/{cart}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get("/sandbox/payments").await.1, json!([]));
+    assert_eq!(h.get("/sandbox/journal").await.1, json!([]));
+    assert_eq!(h.get("/sandbox/faults").await.1["latencyMs"], 0);
+    // Numbering starts again, and the old token still works.
+    let cart = h.new_cart("default").await;
+    let (_, rendered) = h.get(&format!("/ingress/commerce/carts/{cart}")).await;
+    assert_eq!(rendered["cartNumber"], "C1001");
+    let (status, _) = h
+        .create_payment(
+            &token,
+            "0199a9b6-8608-7360-b98b-d2f9adeb2848",
+            "p-1",
+            json!(1),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_cart_inspection_shows_relations_linked_payments_and_the_order() {
+    let h = Harness::start().await;
+    let token = h.token().await;
+    let payment = "0199a9b6-8608-7360-b98b-d2f9adeb2848";
+    let cart = h.new_cart("default").await;
+    h.add_item(&cart, "MUG-002", 1).await;
+    h.create_payment(&token, payment, "p-1", json!(198)).await;
+    h.actor(
+        &token,
+        &format!("ticket/{cart}"),
+        json!([{"type": "applyCommands", "body": {"commands": [
+                   {"type": "createRelation", "relationKey": "payments", "nodeId": payment}]}},
+               {"type": "complete"}]),
+    )
+    .await;
+    let (status, inspected) = h.get(&format!("/sandbox/carts/{cart}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(inspected["cart"]["cartState"], "completed");
+    assert_eq!(inspected["relations"][0]["nodeId"], payment);
+    assert_eq!(inspected["payments"][0]["externalReference"], "p-1");
+    assert_eq!(inspected["order"]["orderNumber"], "O1001");
+    assert_eq!(inspected["order"]["orderState"], "open");
+    assert_eq!(inspected["order"]["captures"], json!([]));
+}

@@ -3,8 +3,12 @@
 
 mod actors;
 mod auth;
+mod cart_api;
 mod commerce;
 mod common;
+mod events;
 mod faults;
 mod graph;
+mod hooks;
 mod inspect;
+mod orders;

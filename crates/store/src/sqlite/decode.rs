@@ -2,13 +2,14 @@
 //! UUID) is reported as a backend error naming the column, never silently defaulted.
 
 use psp_core::ports::{
-    CartClaim, Completion, CompletionState, Job, JobState, Session, SessionStatus, StoreError,
+    CartClaim, Completion, CompletionState, CompletionTransition, Job, JobEvent, JobState,
+    PendingJobs, Session, SessionStatus, SessionSync, StoreError,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::{CompletionTransition, StoredWebhook};
+use crate::StoredWebhook;
 
 /// Maps a database error to the store's error.
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
@@ -65,6 +66,42 @@ pub(crate) fn session(row: &SqliteRow) -> Result<Session, StoreError> {
             .transpose()?,
         status: SessionStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         updated_at_ms: get(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn session_sync(row: &SqliteRow) -> Result<SessionSync, StoreError> {
+    let opt_json = |column: &str| -> Result<Option<serde_json::Value>, StoreError> {
+        get::<Option<String>>(row, column)?
+            .map(|v| json(column, &v))
+            .transpose()
+    };
+    Ok(SessionSync {
+        cart_id: uuid("cart_id", &get::<String>(row, "cart_id")?)?,
+        provider: get(row, "provider")?,
+        synced_hash: get(row, "synced_hash")?,
+        pending_hash: get(row, "pending_hash")?,
+        pending_payload: opt_json("pending_payload")?,
+        pending_cart: opt_json("pending_cart")?,
+        attention: get(row, "attention")?,
+        attention_at_ms: get(row, "attention_at")?,
+    })
+}
+
+pub(crate) fn job_event(row: &SqliteRow) -> Result<JobEvent, StoreError> {
+    Ok(JobEvent {
+        event: get(row, "event")?,
+        attempt: count(row, "attempt")?,
+        error: get(row, "error")?,
+        at_ms: get(row, "at")?,
+    })
+}
+
+pub(crate) fn pending_jobs(row: &SqliteRow) -> Result<PendingJobs, StoreError> {
+    let count: i64 = get(row, "count")?;
+    Ok(PendingJobs {
+        kind: get(row, "kind")?,
+        count: u64::try_from(count).map_err(|_| corrupt("count", &count.to_string()))?,
+        oldest_created_at_ms: get(row, "oldest")?,
     })
 }
 

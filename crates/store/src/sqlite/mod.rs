@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use psp_core::money::Money;
+use psp_core::ports::decide_sync;
 use psp_core::ports::{
-    CartClaim, Completion, CompletionState, CompletionUpdate, Enqueued, Job, JobResult, JobState,
-    NewJob, NewWebhook, Recorded, Session, SessionStatus, Store, StoreError,
+    CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate, Enqueued, Job,
+    JobEvent, JobResult, JobState, NewJob, NewWebhook, PendingJobs, PendingSync, Recorded, Session,
+    SessionStatus, SessionSync, Store, StoreError, SyncDecision, SyncJobState, SyncScheduled,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -20,11 +22,11 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use self::decode::db;
-use self::sql::{cart_claims, completions, jobs, sessions, webhook_inbox};
+use self::sql::{cart_claims, completions, job_history, jobs, sessions, webhook_inbox};
 use self::writer::Writer;
 use crate::clock::{millis, now_ms};
 use crate::rules::{self, CompletionChange, CompletionFields};
-use crate::{CompletionTransition, StoredWebhook};
+use crate::StoredWebhook;
 
 /// How a transaction that writes begins. `BEGIN IMMEDIATE` takes SQLite's write lock at
 /// once: a deferred transaction that reads first and writes later can fail with
@@ -126,23 +128,6 @@ impl SqliteStore {
             .transpose()
     }
 
-    /// The state changes of a completion record, oldest first, for the admin API.
-    pub async fn completion_history(
-        &self,
-        provider: &str,
-        psp_ref: &str,
-    ) -> Result<Vec<CompletionTransition>, StoreError> {
-        sqlx::query(completions::HISTORY)
-            .bind(provider)
-            .bind(psp_ref)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode::transition)
-            .collect()
-    }
-
     /// Runs a statement that sets a session's idempotency key (reserve or restart), then
     /// reads the row back. Sessions are never deleted, so the row exists afterwards
     /// whether or not the statement changed it.
@@ -203,6 +188,30 @@ where
         .bind(now)
         .fetch_optional(ex)
         .await
+}
+
+/// Appends one event to a job's history.
+async fn append_event<'e, E>(
+    ex: E,
+    id: i64,
+    event: &str,
+    attempt: i64,
+    error: Option<&str>,
+    at: i64,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(job_history::APPEND)
+        .bind(id)
+        .bind(event)
+        .bind(attempt)
+        .bind(error)
+        .bind(at)
+        .execute(ex)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -482,10 +491,15 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
         let exhausted = sqlx::query(jobs::EXHAUST)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(db)?
-            .rows_affected();
+            .map_err(db)?;
+        for row in &exhausted {
+            let (id, attempts, error): (i64, i64, Option<String>) =
+                sqlx::FromRow::from_row(row).map_err(db)?;
+            append_event(&mut *tx, id, "expired", attempts, error.as_deref(), now).await?;
+        }
+        let exhausted = exhausted.len();
         let rows = sqlx::query(jobs::LEASE)
             .bind(owner)
             .bind(now.saturating_add(millis(lease)))
@@ -494,14 +508,26 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        let leased = rows
+            .iter()
+            .map(decode::job)
+            .collect::<Result<Vec<_>, _>>()?;
+        for job in &leased {
+            append_event(
+                &mut *tx,
+                job.id,
+                "leased",
+                i64::from(job.attempts),
+                None,
+                now,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(db)?;
         if exhausted > 0 {
             tracing::warn!(exhausted, "jobs failed: their last attempt's lease expired");
         }
-        let mut leased = rows
-            .iter()
-            .map(decode::job)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut leased = leased;
         // RETURNING gives rows in no particular order; hand them out oldest first.
         leased.sort_by_key(|j| j.id);
         Ok(leased)
@@ -523,7 +549,17 @@ impl Store for SqliteStore {
                 .bind(error)
                 .bind(now),
         };
-        let finished = query.execute(&self.pool).await.map_err(db)?.rows_affected();
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let finished = query.execute(&mut *tx).await.map_err(db)?.rows_affected();
+        if finished > 0 {
+            sqlx::query(job_history::APPEND_FINISH)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
         if finished == 0 {
             let exists: i64 = sqlx::query_scalar(jobs::EXISTS)
                 .bind(id)
@@ -554,6 +590,16 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn job_by_key(&self, dedupe_key: &str) -> Result<Option<Job>, StoreError> {
+        sqlx::query(jobs::BY_KEY)
+            .bind(dedupe_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|row| decode::job(&row))
+            .transpose()
+    }
+
     async fn jobs_in(&self, state: JobState, limit: u32) -> Result<Vec<Job>, StoreError> {
         sqlx::query(jobs::IN_STATE)
             .bind(state.as_str())
@@ -567,14 +613,240 @@ impl Store for SqliteStore {
     }
 
     async fn replay_job(&self, id: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
         let replayed = sqlx::query(jobs::REPLAY)
             .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        if replayed > 0 {
+            append_event(&mut *tx, id, "replayed", 0, None, now).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(replayed > 0)
+    }
+
+    async fn save_job_progress(
+        &self,
+        id: i64,
+        owner: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let saved = sqlx::query(jobs::SAVE_PROGRESS)
+            .bind(id)
+            .bind(owner)
+            .bind(payload.to_string())
             .bind(now_ms())
             .execute(&self.pool)
             .await
             .map_err(db)?
             .rows_affected();
-        Ok(replayed > 0)
+        Ok(saved > 0)
+    }
+
+    async fn job_history(&self, id: i64) -> Result<Vec<JobEvent>, StoreError> {
+        sqlx::query(job_history::OF_JOB)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::job_event)
+            .collect()
+    }
+
+    async fn pending_jobs(&self) -> Result<Vec<PendingJobs>, StoreError> {
+        sqlx::query(jobs::PENDING_BY_KIND)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::pending_jobs)
+            .collect()
+    }
+
+    async fn completion_history(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Vec<CompletionTransition>, StoreError> {
+        sqlx::query(completions::HISTORY)
+            .bind(provider)
+            .bind(psp_ref)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::transition)
+            .collect()
+    }
+
+    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
+        sqlx::query(sessions::OF_CART)
+            .bind(cart_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::session)
+            .collect()
+    }
+
+    async fn schedule_sync(
+        &self,
+        sync: PendingSync,
+        job: NewJob,
+        delay: Duration,
+    ) -> Result<SyncScheduled, StoreError> {
+        let cart = sync.cart_id.to_string();
+        let now = now_ms();
+        // One write transaction: a worker leasing the session's sync job commits either
+        // before it (the job then reads the payload written here) or after it (this sees
+        // the job as not started and leaves the sending to it).
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let Some(row) = sqlx::query(sessions::SYNC_DECIDE)
+            .bind(&cart)
+            .bind(&sync.provider)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(SyncScheduled::NoSession);
+        };
+        let (synced, pending, job_id, seq): (Option<String>, Option<String>, Option<i64>, i64) =
+            sqlx::FromRow::from_row(&row).map_err(db)?;
+        let newest = match job_id {
+            Some(id) => {
+                let state: Option<(String, i64)> = sqlx::query_as(jobs::STATE_AND_LEASE)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                match state {
+                    Some((state, running)) => Some(SyncJobState::of(
+                        id,
+                        JobState::parse(&state).ok_or_else(|| {
+                            StoreError::Backend(format!("job {id} has state {state:?}"))
+                        })?,
+                        running != 0,
+                    )),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        sqlx::query(sessions::SYNC_SET_PENDING)
+            .bind(&cart)
+            .bind(&sync.provider)
+            .bind(&sync.hash)
+            .bind(sync.payload.to_string())
+            .bind(sync.cart.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let decision = decide_sync(&sync.hash, synced.as_deref(), pending.as_deref(), newest);
+        let outcome = match decision {
+            SyncDecision::Unchanged => SyncScheduled::Unchanged,
+            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
+            SyncDecision::Schedule => {
+                let seq = seq + 1;
+                let job = NewJob {
+                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
+                    ..job
+                };
+                let id: i64 = sqlx::query_scalar(jobs::INSERT_DUE)
+                    .bind(&job.kind)
+                    .bind(&job.dedupe_key)
+                    .bind(job.cart_id.map(|c| c.to_string()))
+                    .bind(job.payload.to_string())
+                    .bind(i64::from(job.max_attempts))
+                    .bind(now.saturating_add(millis(delay)))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .ok_or_else(|| {
+                        StoreError::Backend(format!(
+                            "sync job key {} exists already",
+                            job.dedupe_key
+                        ))
+                    })?;
+                sqlx::query(sessions::SYNC_SET_JOB)
+                    .bind(&cart)
+                    .bind(&sync.provider)
+                    .bind(id)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                SyncScheduled::Scheduled(id)
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(outcome)
+    }
+
+    async fn session_sync(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<SessionSync>, StoreError> {
+        sqlx::query(sessions::SYNC_GET)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|row| decode::session_sync(&row))
+            .transpose()
+    }
+
+    async fn mark_synced(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sessions::SYNC_MARK)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn flag_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sessions::FLAG)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
+        sqlx::query(sessions::FLAGGED)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::session_sync)
+            .collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

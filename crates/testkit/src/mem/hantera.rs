@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use psp_core::ports::{Charge, CreateOutcome, Hantera, HanteraError, NewPayment, PaymentRef};
+use psp_core::ports::{
+    Charge, CreateOutcome, Hantera, HanteraError, JournalEntry, NewPayment, PaymentRef,
+};
 use psp_core::{CartState, Money, RenderedCart};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -37,6 +39,8 @@ pub enum Op {
     LinkAndComplete,
     /// [`Hantera::charge`].
     Charge,
+    /// [`Hantera::payment_journal`].
+    PaymentJournal,
     /// [`Hantera::add_payment_activity`].
     PaymentActivity,
     /// [`Hantera::set_cart_fields`].
@@ -79,6 +83,11 @@ pub enum Call {
         /// The amount in major units.
         amount: Decimal,
     },
+    /// A payment's journal was read.
+    PaymentJournal {
+        /// The payment.
+        payment_id: Uuid,
+    },
     /// An activity log entry was added to a payment.
     PaymentActivity {
         /// The payment.
@@ -106,6 +115,7 @@ impl Call {
             Call::CreatePayment { .. } => Op::CreatePayment,
             Call::LinkAndComplete { .. } => Op::LinkAndComplete,
             Call::Charge { .. } => Op::Charge,
+            Call::PaymentJournal { .. } => Op::PaymentJournal,
             Call::PaymentActivity { .. } => Op::PaymentActivity,
             Call::SetCartFields { .. } => Op::SetCartFields,
             Call::Ping => Op::Ping,
@@ -452,10 +462,10 @@ impl MemHantera {
     }
 
     /// The next `n` reads of `op` answer "not found", as a lagging index would. Only
-    /// `GetCart` and `FindPayment` can miss; panics for other operations.
+    /// `GetCart`, `FindPayment` and `PaymentJournal` can miss; panics for other operations.
     pub fn answer_none_next(&self, op: Op, n: usize) {
         assert!(
-            matches!(op, Op::GetCart | Op::FindPayment),
+            matches!(op, Op::GetCart | Op::FindPayment | Op::PaymentJournal),
             "MemHantera: only reads can answer none, not {op:?}"
         );
         self.push(op, n, Action::AnswerNone);
@@ -686,6 +696,28 @@ impl Hantera for MemHantera {
             let result = s.charge(payment_id, charge);
             let changed = result.is_ok();
             (result, changed)
+        })
+        .await
+    }
+
+    async fn payment_journal(
+        &self,
+        payment_id: Uuid,
+    ) -> Result<Option<Vec<JournalEntry>>, HanteraError> {
+        let call = Call::PaymentJournal { payment_id };
+        self.run(call, Some(None), |s| {
+            let journal = s.payments.get(&payment_id).map(|p| {
+                p.charges
+                    .iter()
+                    .map(|c| JournalEntry {
+                        entry_type: "charge".into(),
+                        amount: c.amount,
+                        authorization_number: c.authorization_number.clone(),
+                        transaction_reference: c.transaction_reference.clone(),
+                    })
+                    .collect()
+            });
+            (Ok(journal), false)
         })
         .await
     }

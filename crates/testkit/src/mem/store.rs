@@ -9,8 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use psp_core::ports::{
-    CartClaim, Completion, CompletionState, CompletionUpdate, Enqueued, Job, JobResult, JobState,
-    NewJob, NewWebhook, Recorded, Session, SessionStatus, Store, StoreError,
+    decide_sync, CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate,
+    Enqueued, Job, JobEvent, JobResult, JobState, NewJob, NewWebhook, PendingJobs, PendingSync,
+    Recorded, Session, SessionStatus, SessionSync, Store, StoreError, SyncDecision, SyncJobState,
+    SyncScheduled,
 };
 use psp_core::Money;
 use uuid::Uuid;
@@ -38,6 +40,19 @@ struct JobRow {
     lease: Option<(String, i64)>,
 }
 
+/// The sync bookkeeping kept beside a session.
+#[derive(Debug, Clone, Default)]
+struct SyncRow {
+    synced_hash: Option<String>,
+    pending_hash: Option<String>,
+    pending_payload: Option<serde_json::Value>,
+    pending_cart: Option<serde_json::Value>,
+    job_id: Option<i64>,
+    seq: u64,
+    attention: Option<String>,
+    attention_at_ms: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 struct CompletionRow {
     completion: Completion,
@@ -50,6 +65,9 @@ struct State {
     webhooks: Vec<StoredWebhook>,
     webhook_keys: HashSet<(String, String)>,
     sessions: HashMap<(Uuid, String), Session>,
+    syncs: HashMap<(Uuid, String), SyncRow>,
+    completion_history: HashMap<(String, String), Vec<CompletionTransition>>,
+    job_history: HashMap<i64, Vec<JobEvent>>,
     completions: HashMap<(String, String), CompletionRow>,
     claims: HashMap<Uuid, CartClaim>,
     jobs: BTreeMap<i64, JobRow>,
@@ -102,6 +120,11 @@ impl State {
     }
 
     fn enqueue(&mut self, job: NewJob) -> Enqueued {
+        let now = self.now();
+        self.enqueue_due(job, now)
+    }
+
+    fn enqueue_due(&mut self, job: NewJob, due: i64) -> Enqueued {
         if let Some(id) = self.dedupe.get(&job.dedupe_key) {
             return Enqueued::Duplicate(*id);
         }
@@ -121,7 +144,7 @@ impl State {
                     state: JobState::Pending,
                     attempts: 0,
                     max_attempts: job.max_attempts,
-                    next_run_at_ms: now,
+                    next_run_at_ms: due,
                     last_error: None,
                     created_at_ms: now,
                 },
@@ -129,6 +152,31 @@ impl State {
             },
         );
         Enqueued::New(id)
+    }
+
+    fn event(&mut self, id: i64, event: &str, attempt: u32, error: Option<String>) {
+        let at_ms = self.now();
+        self.job_history.entry(id).or_default().push(JobEvent {
+            event: event.to_string(),
+            attempt,
+            error,
+            at_ms,
+        });
+    }
+
+    fn sync_view(&self, key: &(Uuid, String)) -> Option<SessionSync> {
+        self.sessions.get(key)?;
+        let row = self.syncs.get(key).cloned().unwrap_or_default();
+        Some(SessionSync {
+            cart_id: key.0,
+            provider: key.1.clone(),
+            synced_hash: row.synced_hash,
+            pending_hash: row.pending_hash,
+            pending_payload: row.pending_payload,
+            pending_cart: row.pending_cart,
+            attention: row.attention,
+            attention_at_ms: row.attention_at_ms,
+        })
     }
 }
 
@@ -397,7 +445,16 @@ impl Store for MemStore {
         s.seq += 1;
         let seq = s.seq;
         let key = (update.provider.clone(), update.psp_ref.clone());
+        let transition = CompletionTransition {
+            state: update.state,
+            reason: update.reason.clone(),
+            at_ms: now,
+        };
         let Some(row) = s.completions.get_mut(&key) else {
+            s.completion_history
+                .entry(key.clone())
+                .or_default()
+                .push(transition);
             let completion = Completion {
                 provider: update.provider,
                 psp_ref: update.psp_ref,
@@ -420,6 +477,7 @@ impl Store for MemStore {
         // Forward only, and the first final state wins: a final record never changes, a
         // lower state changes nothing, the same state may fill in details.
         let moves = !stored.state.is_final() && update.state.rank() >= stored.state.rank();
+        let state_changed = moves && stored.state != update.state;
         if moves {
             stored.state = update.state;
             if update.payment_id.is_some() {
@@ -431,7 +489,14 @@ impl Store for MemStore {
             stored.updated_at_ms = now;
             row.seq = seq;
         }
-        Ok(row.completion.clone())
+        let completion = row.completion.clone();
+        if state_changed {
+            s.completion_history
+                .entry(key)
+                .or_default()
+                .push(transition);
+        }
+        Ok(completion)
     }
 
     async fn completions_in(
@@ -497,6 +562,7 @@ impl Store for MemStore {
         // the jobs of one cart run in order and one at a time.
         let mut seen_carts = HashSet::new();
         let mut candidates = Vec::new();
+        let mut expired = Vec::new();
         for row in s.jobs.values_mut() {
             if row.job.state != JobState::Pending {
                 continue;
@@ -524,6 +590,7 @@ impl Store for MemStore {
                 if let Some(cart) = row.job.cart_id {
                     seen_carts.remove(&cart);
                 }
+                expired.push((row.job.id, row.job.attempts, row.job.last_error.clone()));
                 continue;
             }
             candidates.push((row.job.next_run_at_ms, row.job.id));
@@ -536,6 +603,12 @@ impl Store for MemStore {
             row.job.attempts += 1;
             row.lease = Some((owner.to_string(), until));
             leased.push(row.job.clone());
+        }
+        for (id, attempt, error) in expired {
+            s.event(id, "expired", attempt, error);
+        }
+        for job in &leased {
+            s.event(job.id, "leased", job.attempts, None);
         }
         Ok(leased)
     }
@@ -569,6 +642,13 @@ impl Store for MemStore {
                 row.job.last_error = Some(error);
             }
         }
+        let (event, error) = match row.job.state {
+            JobState::Succeeded => ("succeeded", None),
+            JobState::Failed => ("failed", row.job.last_error.clone()),
+            JobState::Pending => ("retry", row.job.last_error.clone()),
+        };
+        let attempt = row.job.attempts;
+        s.event(id, event, attempt, error);
         Ok(())
     }
 
@@ -576,6 +656,15 @@ impl Store for MemStore {
         let mut s = self.state.lock();
         s.check()?;
         Ok(s.jobs.get(&id).map(|r| r.job.clone()))
+    }
+
+    async fn job_by_key(&self, dedupe_key: &str) -> Result<Option<Job>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.dedupe
+            .get(dedupe_key)
+            .and_then(|id| s.jobs.get(id))
+            .map(|r| r.job.clone()))
     }
 
     async fn jobs_in(&self, state: JobState, limit: u32) -> Result<Vec<Job>, StoreError> {
@@ -600,10 +689,202 @@ impl Store for MemStore {
                 row.job.attempts = 0;
                 row.job.next_run_at_ms = now;
                 row.lease = None;
+                s.event(id, "replayed", 0, None);
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn save_job_progress(
+        &self,
+        id: i64,
+        owner: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        match s.jobs.get_mut(&id) {
+            Some(row)
+                if row.job.state == JobState::Pending
+                    && row
+                        .lease
+                        .as_ref()
+                        .is_some_and(|(o, until)| o == owner && *until >= now) =>
+            {
+                row.job.payload = payload.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn job_history(&self, id: i64) -> Result<Vec<JobEvent>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.job_history.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn pending_jobs(&self) -> Result<Vec<PendingJobs>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let mut by_kind: BTreeMap<String, PendingJobs> = BTreeMap::new();
+        for row in s.jobs.values() {
+            if row.job.state != JobState::Pending {
+                continue;
+            }
+            let entry = by_kind
+                .entry(row.job.kind.clone())
+                .or_insert_with(|| PendingJobs {
+                    kind: row.job.kind.clone(),
+                    count: 0,
+                    oldest_created_at_ms: row.job.created_at_ms,
+                });
+            entry.count += 1;
+            entry.oldest_created_at_ms = entry.oldest_created_at_ms.min(row.job.created_at_ms);
+        }
+        Ok(by_kind.into_values().collect())
+    }
+
+    async fn completion_history(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Vec<CompletionTransition>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.completion_history
+            .get(&(provider.to_string(), psp_ref.to_string()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let mut found: Vec<Session> = s
+            .sessions
+            .values()
+            .filter(|x| x.cart_id == cart_id)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.provider.cmp(&b.provider));
+        Ok(found)
+    }
+
+    async fn schedule_sync(
+        &self,
+        sync: PendingSync,
+        job: NewJob,
+        delay: Duration,
+    ) -> Result<SyncScheduled, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let key = (sync.cart_id, sync.provider.clone());
+        if !s.sessions.contains_key(&key) {
+            return Ok(SyncScheduled::NoSession);
+        }
+        let now = s.now();
+        let row = s.syncs.get(&key).cloned().unwrap_or_default();
+        let newest = row.job_id.and_then(|id| {
+            s.jobs.get(&id).map(|r| {
+                let leased = r.lease.as_ref().is_some_and(|(_, until)| *until >= now);
+                SyncJobState::of(id, r.job.state, leased)
+            })
+        });
+        let decision = decide_sync(
+            &sync.hash,
+            row.synced_hash.as_deref(),
+            row.pending_hash.as_deref(),
+            newest,
+        );
+        let entry = s.syncs.entry(key.clone()).or_default();
+        entry.pending_hash = Some(sync.hash);
+        entry.pending_payload = Some(sync.payload);
+        entry.pending_cart = Some(sync.cart);
+        Ok(match decision {
+            SyncDecision::Unchanged => SyncScheduled::Unchanged,
+            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
+            SyncDecision::Schedule => {
+                entry.seq += 1;
+                let seq = entry.seq;
+                let job = NewJob {
+                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
+                    ..job
+                };
+                let due = now.saturating_add(ms(delay));
+                let id = match s.enqueue_due(job, due) {
+                    Enqueued::New(id) => id,
+                    Enqueued::Duplicate(id) => {
+                        return Err(StoreError::Backend(format!(
+                            "sync job key of job {id} exists already"
+                        )))
+                    }
+                };
+                if let Some(entry) = s.syncs.get_mut(&key) {
+                    entry.job_id = Some(id);
+                }
+                SyncScheduled::Scheduled(id)
+            }
+        })
+    }
+
+    async fn session_sync(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<SessionSync>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.sync_view(&(cart_id, provider.to_string())))
+    }
+
+    async fn mark_synced(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let key = (cart_id, provider.to_string());
+        if s.sessions.contains_key(&key) {
+            s.syncs.entry(key).or_default().synced_hash = Some(hash.to_string());
+        }
+        Ok(())
+    }
+
+    async fn flag_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let key = (cart_id, provider.to_string());
+        if s.sessions.contains_key(&key) {
+            let row = s.syncs.entry(key).or_default();
+            row.attention = Some(reason.to_string());
+            row.attention_at_ms = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let mut flagged: Vec<SessionSync> = s
+            .syncs
+            .iter()
+            .filter(|(_, row)| row.attention.is_some())
+            .filter_map(|(key, _)| s.sync_view(key))
+            .collect();
+        flagged.sort_by_key(|x| std::cmp::Reverse(x.attention_at_ms));
+        flagged.truncate(limit as usize);
+        Ok(flagged)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

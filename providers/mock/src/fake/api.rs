@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 
 use super::delivery::{self, Delivery};
 use super::{
-    hosted, new_id, Capture, CaptureCall, Entry, FakeError, FakeMockPsp, Faults, Payment,
-    PaymentStatus, State,
+    hosted, new_id, AmountUpdate, Capture, CaptureCall, Entry, FakeError, FakeMockPsp, Faults,
+    Payment, PaymentStatus, State,
 };
 
 /// Stripe's limit on the length of an idempotency key.
@@ -177,6 +177,34 @@ impl FakeMockPsp {
     }
 }
 
+impl FakeMockPsp {
+    /// Lists a capture call that an injected fault refuses before the fake's logic sees it,
+    /// so tests can check the idempotency key of every attempt.
+    fn record_refused_capture(&self, req: &Request, fault: &'static str) {
+        let path = req.uri().path();
+        let Some(id) = path
+            .strip_suffix("/captures")
+            .and_then(|p| p.rsplit('/').next())
+        else {
+            return;
+        };
+        let key = req
+            .headers()
+            .get("Idempotency-Key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if let Some(entry) = self.inner.state.lock().entry_mut(id) {
+            entry.capture_calls.push(CaptureCall {
+                idempotency_key: key,
+                replayed: false,
+                status: 0,
+                fault: Some(fault),
+            });
+        }
+    }
+}
+
 fn payment_json(p: &Payment) -> Value {
     serde_json::to_value(p).expect("a payment serialises")
 }
@@ -312,6 +340,7 @@ async fn create_payment(
                 webhook_url: req.webhook_url.clone(),
                 captures: Vec::new(),
                 capture_calls: Vec::new(),
+                amount_updates: Vec::new(),
             });
             ((StatusCode::CREATED, body), None)
         })?;
@@ -338,29 +367,35 @@ async fn update_payment(
     let req: AmountBody = parse_json(&body)?;
     check_amount(req.amount)?;
     let fingerprint = format!("POST /v1/payments/{id} {req:?}");
-    let done = fake
-        .inner
-        .state
-        .lock()
-        .idempotent(&key, fingerprint, |st| {
-            let Some(entry) = st.entry_mut(&id) else {
-                return (not_found(&id), None);
-            };
-            let p = &mut entry.payment;
-            if p.status != PaymentStatus::Pending {
-                let err = ApiError::new(
-                    StatusCode::CONFLICT,
-                    "payment_locked",
-                    format!(
-                        "payment is {}; only a pending payment can change",
-                        p.status.as_str()
-                    ),
-                );
-                return (err.reply(), None);
-            }
-            p.amount = req.amount;
-            ((StatusCode::OK, payment_json(p)), None)
-        })?;
+    let mut st = fake.inner.state.lock();
+    let done = st.idempotent(&key, fingerprint, |st| {
+        let Some(entry) = st.entry_mut(&id) else {
+            return (not_found(&id), None);
+        };
+        let p = &mut entry.payment;
+        if p.status != PaymentStatus::Pending {
+            let err = ApiError::new(
+                StatusCode::CONFLICT,
+                "payment_locked",
+                format!(
+                    "payment is {}; only a pending payment can change",
+                    p.status.as_str()
+                ),
+            );
+            return (err.reply(), None);
+        }
+        p.amount = req.amount;
+        ((StatusCode::OK, payment_json(p)), None)
+    })?;
+    if let Some(entry) = st.entry_mut(&id) {
+        entry.amount_updates.push(AmountUpdate {
+            idempotency_key: key.clone(),
+            amount: req.amount,
+            replayed: done.replayed,
+            status: done.reply.0.as_u16(),
+        });
+    }
+    drop(st);
     Ok(fake.finish(done))
 }
 
@@ -384,6 +419,7 @@ async fn capture(
                 idempotency_key: key.clone(),
                 replayed: done.replayed,
                 status: done.reply.0.as_u16(),
+                fault: None,
             });
         }
         done
@@ -502,7 +538,16 @@ async fn inject_faults(
     req: Request,
     next: Next,
 ) -> Response {
-    match fake.take_fault() {
+    let fault = fake.take_fault();
+    let refused = match fault {
+        Some(Fault::Fail) => Some("fail"),
+        Some(Fault::Hang(_)) => Some("hang"),
+        _ => None,
+    };
+    if let Some(refused) = refused {
+        fake.record_refused_capture(&req, refused);
+    }
+    match fault {
         None => next.run(req).await,
         Some(Fault::Fail) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -565,6 +610,7 @@ async fn list_payments(AxumState(fake): AxumState<FakeMockPsp>) -> Json<Value> {
                 map.insert("webhook_url".into(), json!(e.webhook_url));
                 map.insert("captures".into(), json!(e.captures));
                 map.insert("capture_calls".into(), json!(e.capture_calls));
+                map.insert("amount_updates".into(), json!(e.amount_updates));
             }
             v
         })

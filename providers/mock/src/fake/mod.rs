@@ -12,7 +12,7 @@
 //! | `GET /pay/{id}` | the hosted page with Approve and Decline |
 //! | `POST /pay/{id}/approve`, `POST /pay/{id}/decline` | the customer's choice, form or JSON |
 //! | `PUT`/`GET /v1/_test/faults` | inject failures into the next API calls |
-//! | `GET /v1/_test/payments`, `GET /v1/_test/events` | everything the fake holds |
+//! | `GET /v1/_test/payments`, `GET /v1/_test/events` | everything the fake holds, with every capture call and amount update |
 //! | `POST /v1/_test/payments/{id}/approve` (and `/decline`) | the hosted choice, answered in JSON |
 //!
 //! `/v1/*` needs `Authorization: Bearer <api_key>`. Every POST under `/v1/payments` needs an
@@ -128,13 +128,31 @@ pub struct Capture {
     pub created: i64,
 }
 
-/// One call to the capture endpoint that reached the fake's logic. Calls refused by an
-/// injected fault (`fail_next`, `hang_next`) never get this far and are not listed.
+/// One call to the capture endpoint. Calls refused by an injected fault (`fail_next`,
+/// `hang_next`) are listed too, with the fault and status 0, so that a test can see which
+/// idempotency key every attempt carried; they made no capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaptureCall {
     /// The `Idempotency-Key` the call carried.
     pub idempotency_key: String,
     /// Whether the answer was a replay of a saved one (no new capture was made).
+    pub replayed: bool,
+    /// The HTTP status answered (0 when a fault broke the connection).
+    pub status: u16,
+    /// The injected fault that refused the call (`fail` or `hang`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
+}
+
+/// One call that changed (or tried to change) a payment's amount and reached the fake's
+/// logic, for tests that count how often a PSP session was brought in step with a cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AmountUpdate {
+    /// The `Idempotency-Key` the call carried.
+    pub idempotency_key: String,
+    /// The amount asked for, in minor units.
+    pub amount: i64,
+    /// Whether the answer was a replay of a saved one.
     pub replayed: bool,
     /// The HTTP status answered.
     pub status: u16,
@@ -286,6 +304,7 @@ struct Entry {
     webhook_url: String,
     captures: Vec<Capture>,
     capture_calls: Vec<CaptureCall>,
+    amount_updates: Vec<AmountUpdate>,
 }
 
 /// A saved answer for an idempotency key, with a fingerprint of the request it answered.
@@ -410,6 +429,14 @@ impl FakeMockPsp {
         let st = self.inner.state.lock();
         st.entry(id)
             .map(|e| e.capture_calls.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every amount change asked of a payment, oldest first.
+    pub fn amount_updates_of(&self, id: &str) -> Vec<AmountUpdate> {
+        let st = self.inner.state.lock();
+        st.entry(id)
+            .map(|e| e.amount_updates.clone())
             .unwrap_or_default()
     }
 
@@ -609,6 +636,7 @@ mod tests {
                 webhook_url: "http://127.0.0.1:1/hook".into(),
                 captures: Vec::new(),
                 capture_calls: Vec::new(),
+                amount_updates: Vec::new(),
             });
         }
         let p = fake.approve("mpay_1", ApproveOptions::default()).unwrap();

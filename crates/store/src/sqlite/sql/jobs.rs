@@ -30,6 +30,9 @@ pub(crate) const ID_BY_KEY: &str = "SELECT id FROM jobs WHERE dedupe_key = $1";
 /// One job.
 pub(crate) const GET: &str = concat!("SELECT ", columns!(), " FROM jobs WHERE id = $1");
 
+/// The job holding a dedupe key.
+pub(crate) const BY_KEY: &str = concat!("SELECT ", columns!(), " FROM jobs WHERE dedupe_key = $1");
+
 /// Jobs in a state, newest first.
 pub(crate) const IN_STATE: &str = concat!(
     "SELECT ",
@@ -47,7 +50,8 @@ pub(crate) const EXHAUST: &str = "\
         last_error = 'attempt budget spent: the last attempt''s lease expired without an answer', \
         lease_owner = NULL, lease_until = NULL, updated_at = $1 \
     WHERE state = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
-      AND attempts >= max_attempts";
+      AND attempts >= max_attempts \
+    RETURNING id, attempts, last_error";
 
 /// Whether a job exists.
 pub(crate) const EXISTS: &str = "SELECT COUNT(*) FROM jobs WHERE id = $1";
@@ -108,3 +112,27 @@ pub(crate) const REPLAY: &str = "\
     SET state = 'pending', attempts = 0, next_run_at = $2, lease_owner = NULL, \
         lease_until = NULL, updated_at = $2 \
     WHERE id = $1 AND state = 'failed'";
+
+/// Replaces the payload of job `$1`, if `$2` still holds its live lease at time `$4`.
+pub(crate) const SAVE_PROGRESS: &str = "\
+    UPDATE jobs SET payload = $3, updated_at = $4 \
+    WHERE id = $1 AND lease_owner = $2 AND state = 'pending' AND lease_until >= $4";
+
+/// Pending jobs per kind: how many, and when the oldest was created.
+pub(crate) const PENDING_BY_KIND: &str = "\
+    SELECT kind, COUNT(*) AS count, MIN(created_at) AS oldest FROM jobs \
+    WHERE state = 'pending' GROUP BY kind ORDER BY kind";
+
+/// Whether job `$1` is pending and under a live lease at time `$2`, i.e. running.
+pub(crate) const STATE_AND_LEASE: &str = "\
+    SELECT state, CASE WHEN lease_until IS NOT NULL AND lease_until >= $2 THEN 1 ELSE 0 END \
+        AS running \
+    FROM jobs WHERE id = $1";
+
+/// Adds a pending job due at `$6`, unless its dedupe key exists; returns the new id.
+pub(crate) const INSERT_DUE: &str = "\
+    INSERT INTO jobs (kind, dedupe_key, cart_id, payload, state, attempts, max_attempts, \
+                      next_run_at, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7) \
+    ON CONFLICT (dedupe_key) DO NOTHING \
+    RETURNING id";

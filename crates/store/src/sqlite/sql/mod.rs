@@ -7,6 +7,7 @@
 
 pub(crate) mod cart_claims;
 pub(crate) mod completions;
+pub(crate) mod job_history;
 pub(crate) mod jobs;
 pub(crate) mod sessions;
 pub(crate) mod webhook_inbox;

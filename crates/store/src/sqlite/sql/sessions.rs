@@ -28,6 +28,59 @@ pub(crate) const BY_REF: &str = concat!(
     " FROM sessions WHERE provider = $1 AND psp_ref = $2"
 );
 
+/// Every session of a cart, by provider.
+pub(crate) const OF_CART: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM sessions WHERE cart_id = $1 ORDER BY provider"
+);
+
+/// The columns that `decode::session_sync` reads.
+macro_rules! sync_columns {
+    () => {
+        "cart_id, provider, synced_hash, pending_hash, pending_payload, pending_cart, \
+         attention, attention_at"
+    };
+}
+
+/// The sync bookkeeping of (cart, provider).
+pub(crate) const SYNC_GET: &str = concat!(
+    "SELECT ",
+    sync_columns!(),
+    " FROM sessions WHERE cart_id = $1 AND provider = $2"
+);
+
+/// What `schedule_sync` decides on, read inside its write transaction.
+pub(crate) const SYNC_DECIDE: &str = "\
+    SELECT synced_hash, pending_hash, sync_job_id, sync_seq \
+    FROM sessions WHERE cart_id = $1 AND provider = $2";
+
+/// Stores the latest payload of a mutation.
+pub(crate) const SYNC_SET_PENDING: &str = "\
+    UPDATE sessions SET pending_hash = $3, pending_payload = $4, pending_cart = $5 \
+    WHERE cart_id = $1 AND provider = $2";
+
+/// Points the session at its newest sync job, numbered `$4`.
+pub(crate) const SYNC_SET_JOB: &str = "\
+    UPDATE sessions SET sync_job_id = $3, sync_seq = $4 \
+    WHERE cart_id = $1 AND provider = $2";
+
+/// Records the hash of what the PSP holds.
+pub(crate) const SYNC_MARK: &str = "\
+    UPDATE sessions SET synced_hash = $3 WHERE cart_id = $1 AND provider = $2";
+
+/// Flags a session for a person.
+pub(crate) const FLAG: &str = "\
+    UPDATE sessions SET attention = $3, attention_at = $4 \
+    WHERE cart_id = $1 AND provider = $2";
+
+/// Flagged sessions, most recently flagged first.
+pub(crate) const FLAGGED: &str = concat!(
+    "SELECT ",
+    sync_columns!(),
+    " FROM sessions WHERE attention IS NOT NULL ORDER BY attention_at DESC LIMIT $1"
+);
+
 /// Starts over a session that ended in `failed` or `canceled`: a new idempotency key, no PSP
 /// payment, status `creating`. A session in any other status is left as it is.
 pub(crate) const RESTART: &str = "\

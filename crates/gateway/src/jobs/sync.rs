@@ -1,0 +1,410 @@
+//! The `sync` job: bring an open PSP session in step with its cart after `OnCartMutation`.
+//!
+//! The hook stores the latest payload on the session row and makes sure one sync job is
+//! waiting (see `Store::schedule_sync`); the job reads the latest payload when it runs, so a
+//! burst of mutations reaches the PSP as one update, the newest. After the PSP accepted it,
+//! its hash is stored as synced, and the cart's `<provider>SyncHash` field is set;
+//! `<provider>PendingHash` is set before the PSP is called, so a storefront can tell that a
+//! sync is in flight (`PendingHash != SyncHash`).
+//!
+//! A session that is authorized or completed is never changed: a changed cart is recorded
+//! on the session for a person instead.
+
+use std::time::Duration;
+
+use psp_core::ports::{NewJob, PendingSync, Session, SessionStatus, SessionSync, SyncScheduled};
+use psp_core::{Provider, ProviderError, RenderedCart, SyncRequest};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{payload_hash, Attempt, JobCtx, SYNC_JOB};
+use crate::app::AppState;
+
+/// The payload of a sync job. The payload to send is not in it (it is read from the session
+/// when the job runs); what is in it is the idempotency key of the PSP update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SyncPayload {
+    /// The provider id.
+    pub(crate) provider: String,
+    /// The cart.
+    pub(crate) cart_id: Uuid,
+    /// The key of the last PSP update attempted, fixed before it was sent.
+    #[serde(default)]
+    pub(crate) key: Option<String>,
+    /// The payload hash that key was used for.
+    #[serde(default)]
+    pub(crate) key_hash: Option<String>,
+    /// How many keys this job has made.
+    #[serde(default)]
+    pub(crate) keys: u32,
+}
+
+/// How long a sync waits for a checkout that is creating the PSP session: longer than a
+/// checkout request may take.
+const CREATING_PATIENCE_MS: i64 = 120_000;
+
+/// The cart field holding the hash a sync is sending, e.g. `kustomPendingHash`.
+pub(crate) fn pending_field(provider: &str) -> String {
+    format!("{provider}PendingHash")
+}
+
+/// The cart field holding the hash the PSP holds, e.g. `kustomSyncHash`.
+pub(crate) fn synced_field(provider: &str) -> String {
+    format!("{provider}SyncHash")
+}
+
+/// What the hook did for one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SessionOutcome {
+    pub(crate) provider: String,
+    pub(crate) outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) job_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+}
+
+/// Why a session's payment and the cart no longer agree, if they do not.
+fn drift(
+    session: &Session,
+    sync: Option<&SessionSync>,
+    cart: &RenderedCart,
+    hash: &str,
+) -> Option<String> {
+    let total = match cart.total() {
+        Ok(t) => t,
+        Err(e) => return Some(format!("the cart total cannot be paid: {e}")),
+    };
+    let paid = session.amount_minor.zip(session.currency.as_deref());
+    if paid != Some((total.minor, total.currency.code())) {
+        return Some(format!(
+            "the cart changed after its {} payment was authorized: the cart total is now {total}, the payment is for {} {}",
+            session.provider,
+            session.amount_minor.map_or("?".to_string(), |m| m.to_string()),
+            session.currency.as_deref().unwrap_or("?"),
+        ));
+    }
+    let synced = sync.and_then(|s| s.synced_hash.as_deref());
+    if synced.is_some_and(|s| s != hash) {
+        return Some(format!(
+            "the cart changed after its {} payment was authorized (same total, other content)",
+            session.provider
+        ));
+    }
+    None
+}
+
+/// Handles `OnCartMutation` for every session of the cart: schedules syncs for open ones,
+/// records a changed cart on authorized ones. Called by the hook endpoint.
+pub(crate) async fn on_mutation(
+    state: &AppState,
+    cart: &RenderedCart,
+    cart_json: &serde_json::Value,
+) -> Result<Vec<SessionOutcome>, psp_core::ports::StoreError> {
+    let mut outcomes = Vec::new();
+    for session in state.store.sessions_of_cart(cart.cart_id).await? {
+        let outcome =
+            |outcome: &'static str, job_id: Option<i64>, reason: Option<String>| SessionOutcome {
+                provider: session.provider.clone(),
+                outcome,
+                job_id,
+                reason,
+            };
+        let Some(provider) = state.registry.get(&session.provider).cloned() else {
+            outcomes.push(outcome(
+                "ignored",
+                None,
+                Some("provider not enabled".into()),
+            ));
+            continue;
+        };
+        let payload = match provider.sync_payload(cart) {
+            Ok(p) => p,
+            Err(e) => {
+                outcomes.push(outcome("ignored", None, Some(e.to_string())));
+                continue;
+            }
+        };
+        let hash = payload_hash(&payload);
+        match session.status {
+            SessionStatus::Failed | SessionStatus::Canceled => {
+                outcomes.push(outcome(
+                    "ignored",
+                    None,
+                    Some("the session has ended".into()),
+                ));
+            }
+            SessionStatus::Authorized | SessionStatus::Completed => {
+                let sync = state
+                    .store
+                    .session_sync(cart.cart_id, provider.id())
+                    .await?;
+                match drift(&session, sync.as_ref(), cart, &hash) {
+                    Some(reason) => {
+                        tracing::warn!(provider = provider.id(), cart_id = %cart.cart_id, %reason, "cart changed after authorization");
+                        state
+                            .store
+                            .flag_session(cart.cart_id, provider.id(), &reason)
+                            .await?;
+                        outcomes.push(outcome("needs_attention", None, Some(reason)));
+                    }
+                    None => outcomes.push(outcome("unchanged", None, None)),
+                }
+            }
+            SessionStatus::Creating | SessionStatus::Open => {
+                if !provider.capabilities().update_amount {
+                    outcomes.push(outcome(
+                        "ignored",
+                        None,
+                        Some("the provider cannot update a session".into()),
+                    ));
+                    continue;
+                }
+                let job = sync_job(state, provider.id(), cart.cart_id);
+                let pending = PendingSync {
+                    cart_id: cart.cart_id,
+                    provider: provider.id().to_string(),
+                    hash,
+                    payload,
+                    cart: cart_json.clone(),
+                };
+                let delay = Duration::from_millis(state.config.worker.sync_delay_ms);
+                let scheduled = state.store.schedule_sync(pending, job, delay).await?;
+                outcomes.push(match scheduled {
+                    SyncScheduled::NoSession => outcome("ignored", None, None),
+                    SyncScheduled::Unchanged => outcome("unchanged", None, None),
+                    SyncScheduled::Coalesced(id) => outcome("coalesced", Some(id), None),
+                    SyncScheduled::Scheduled(id) => outcome("scheduled", Some(id), None),
+                });
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
+    let mut p: SyncPayload = match serde_json::from_value(ctx.job.payload.clone()) {
+        Ok(p) => p,
+        Err(e) => return Attempt::Fail(format!("unreadable sync payload: {e}")),
+    };
+    let Some(provider) = ctx.state.registry.get(&p.provider).cloned() else {
+        return Attempt::Fail(format!("provider {:?} is not enabled", p.provider));
+    };
+    let store = &ctx.state.store;
+    let (session, sync) = match (
+        store.session(p.cart_id, provider.id()).await,
+        store.session_sync(p.cart_id, provider.id()).await,
+    ) {
+        (Ok(Some(session)), Ok(Some(sync))) => (session, sync),
+        (Ok(_), Ok(_)) => return Attempt::Done,
+        (Err(e), _) | (_, Err(e)) => return Attempt::Retry(e.to_string()),
+    };
+    let (Some(hash), Some(payload), Some(cart_json)) = (
+        sync.pending_hash.clone(),
+        sync.pending_payload.clone(),
+        sync.pending_cart.clone(),
+    ) else {
+        return Attempt::Done;
+    };
+    if sync.synced_hash.as_deref() == Some(hash.as_str()) {
+        // A newer job, or checkout, sent it already: the mutations coalesced.
+        return Attempt::Done;
+    }
+    let cart: RenderedCart = match serde_json::from_value(cart_json) {
+        Ok(c) => c,
+        Err(e) => return Attempt::Fail(format!("the stored cart is unreadable: {e}")),
+    };
+    match session.status {
+        SessionStatus::Failed | SessionStatus::Canceled => return Attempt::Done,
+        SessionStatus::Authorized | SessionStatus::Completed => {
+            if let Some(reason) = drift(&session, Some(&sync), &cart, &hash) {
+                return flag(ctx, &session, reason).await;
+            }
+            return Attempt::Done;
+        }
+        SessionStatus::Creating | SessionStatus::Open => {}
+    }
+    let Some(psp_ref) = session.psp_ref.clone() else {
+        // The checkout that creates the PSP session compares what it sent with the latest
+        // payload when it finishes, and schedules a sync if they differ; waiting here only
+        // covers a checkout that crashed in between. A session still creating after that
+        // long has no checkout behind it any more.
+        let age_ms = super::sweep::now_ms().saturating_sub(session.updated_at_ms);
+        if age_ms < CREATING_PATIENCE_MS {
+            return Attempt::Retry("the PSP session is still being created".into());
+        }
+        return Attempt::Done;
+    };
+    let amount = match cart.total() {
+        Ok(a) => a,
+        Err(e) => return Attempt::Fail(format!("the cart total cannot be paid: {e}")),
+    };
+
+    // The key is fixed, and stored, before the PSP is called: a retry after no answer
+    // reuses it, and a different payload gets a new one (a PSP refuses a key reused for a
+    // different request).
+    if p.key_hash.as_deref() != Some(hash.as_str()) || p.key.is_none() {
+        p.keys += 1;
+        p.key = Some(format!("{}:{}", ctx.job.dedupe_key, p.keys));
+        p.key_hash = Some(hash.clone());
+        if let Err(stop) = ctx.save(&p).await {
+            return stop;
+        }
+    }
+    let key = p.key.clone().unwrap_or_default();
+
+    if let Err(stop) = set_field(ctx, &cart, &pending_field(provider.id()), &hash).await {
+        return stop;
+    }
+    let result = provider
+        .sync(SyncRequest {
+            psp_ref: &psp_ref,
+            cart: &cart,
+            amount,
+            payload: &payload,
+            idempotency_key: &key,
+        })
+        .await;
+    match result {
+        Ok(()) => {}
+        Err(ProviderError::Locked(why)) => {
+            let reason = format!(
+                "the cart changed but the {} session can no longer change: {why}",
+                provider.id()
+            );
+            return flag(ctx, &session, reason).await;
+        }
+        Err(ProviderError::Unsupported(_)) => return Attempt::Done,
+        Err(e) if e.is_transient() => {
+            ctx.state.metrics.upstream_error(provider.id());
+            return Attempt::Retry(format!("PSP sync: {e}"));
+        }
+        Err(e) => return Attempt::Fail(format!("the PSP refused the sync: {e}")),
+    }
+    if let Err(e) = store.mark_synced(p.cart_id, provider.id(), &hash).await {
+        // The PSP holds the payload; a repeat sends it again under the same key.
+        return Attempt::Retry(e.to_string());
+    }
+    if let Err(stop) = set_field(ctx, &cart, &synced_field(provider.id()), &hash).await {
+        return stop;
+    }
+    tracing::info!(provider = provider.id(), cart_id = %p.cart_id, %amount, "PSP session in step with the cart");
+    Attempt::Done
+}
+
+/// Sets one of the cart's sync fields. They are for storefronts to read; a refusal is
+/// logged and does not stop the sync, a failure to reach Hantera retries the job.
+async fn set_field(
+    ctx: &JobCtx<'_>,
+    cart: &RenderedCart,
+    field: &str,
+    hash: &str,
+) -> Result<(), Attempt> {
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        field.to_string(),
+        serde_json::Value::String(hash.to_string()),
+    );
+    match ctx
+        .state
+        .hantera
+        .set_cart_fields(cart.cart_id, &fields)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_transient() => {
+            ctx.state.metrics.upstream_error("hantera");
+            Err(Attempt::Retry(format!("setting {field}: {e}")))
+        }
+        Err(e) => {
+            tracing::warn!(cart_id = %cart.cart_id, field, error = %e, "Hantera refused a sync field");
+            Ok(())
+        }
+    }
+}
+
+async fn flag(ctx: &JobCtx<'_>, session: &Session, reason: String) -> Attempt {
+    tracing::warn!(provider = %session.provider, cart_id = %session.cart_id, %reason, "cart sync needs attention");
+    match ctx
+        .state
+        .store
+        .flag_session(session.cart_id, &session.provider, &reason)
+        .await
+    {
+        Ok(()) => Attempt::Done,
+        Err(e) => Attempt::Retry(e.to_string()),
+    }
+}
+
+/// Records at checkout that the PSP session holds the cart as it is now, so that a later
+/// mutation that changes nothing the PSP needs (an email address) sends nothing.
+///
+/// A mutation that arrived while the checkout talked to the PSP may be newer than the cart
+/// the checkout read; its payload is then sent by a sync scheduled here.
+pub(crate) async fn record_checkout(
+    state: &AppState,
+    provider: &dyn Provider,
+    cart: &RenderedCart,
+) -> Result<(), psp_core::ports::StoreError> {
+    let Ok(payload) = provider.sync_payload(cart) else {
+        return Ok(());
+    };
+    let hash = payload_hash(&payload);
+    state
+        .store
+        .mark_synced(cart.cart_id, provider.id(), &hash)
+        .await?;
+    let Some(sync) = state
+        .store
+        .session_sync(cart.cart_id, provider.id())
+        .await?
+    else {
+        return Ok(());
+    };
+    let (Some(pending), Some(payload), Some(pending_cart)) =
+        (sync.pending_hash, sync.pending_payload, sync.pending_cart)
+    else {
+        return Ok(());
+    };
+    if pending == hash || !provider.capabilities().update_amount {
+        return Ok(());
+    }
+    let pending = PendingSync {
+        cart_id: cart.cart_id,
+        provider: provider.id().to_string(),
+        hash: pending,
+        payload,
+        cart: pending_cart,
+    };
+    let scheduled = state
+        .store
+        .schedule_sync(
+            pending,
+            sync_job(state, provider.id(), cart.cart_id),
+            Duration::ZERO,
+        )
+        .await?;
+    if matches!(scheduled, SyncScheduled::Scheduled(_)) {
+        state.work.notify_one();
+    }
+    Ok(())
+}
+
+/// A new sync job for a session (the store numbers its dedupe key).
+fn sync_job(state: &AppState, provider: &str, cart_id: Uuid) -> NewJob {
+    NewJob {
+        kind: SYNC_JOB.into(),
+        dedupe_key: format!("sync:{provider}:{cart_id}"),
+        cart_id: Some(cart_id),
+        payload: serde_json::to_value(SyncPayload {
+            provider: provider.to_string(),
+            cart_id,
+            key: None,
+            key_hash: None,
+            keys: 0,
+        })
+        .expect("a sync payload serialises"),
+        max_attempts: state.config.worker.max_attempts,
+    }
+}
