@@ -500,10 +500,10 @@ async fn fifty_rapid_cart_mutations_reach_the_psp_as_a_few_updates_ending_with_t
         "the sync hashes on the cart",
         Duration::from_secs(10),
         || async {
-            let d = get_json(&format!("{}/sandbox/carts/{cart_id}", w.sandbox.url)).await;
-            let dynamic = d["ticket"]["dynamic"].clone();
-            let synced = dynamic["mockSyncHash"].as_str()?.to_string();
-            (dynamic["mockPendingHash"] == synced.as_str()).then_some(dynamic)
+            // A storefront reads them from the rendered cart's `fields`.
+            let fields = cart(&w.sandbox.url, &cart_id).await["fields"].clone();
+            let synced = fields["mockSyncHash"].as_str()?.to_string();
+            (fields["mockPendingHash"] == synced.as_str()).then_some(fields)
         },
     )
     .await;

@@ -43,6 +43,8 @@ struct Scripted {
     syncs: Mutex<Vec<(String, i64)>>,
     sync_script: Mutex<VecDeque<ProviderError>>,
     status: Mutex<Option<PspStatus>>,
+    /// Runs while the checkout talks to the PSP (what the customer does meanwhile).
+    during_checkout: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Scripted {
@@ -74,6 +76,10 @@ impl Provider for Scripted {
     }
 
     async fn checkout(&self, req: CheckoutRequest<'_>) -> Result<CheckoutSession, ProviderError> {
+        let meanwhile = self.during_checkout.lock().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile();
+        }
         Ok(CheckoutSession {
             psp_ref: "pay_s".into(),
             amount: req.amount,
@@ -563,6 +569,8 @@ async fn rapid_cart_mutations_reach_the_psp_as_few_updates_ending_with_the_final
     let cart_id = w.hantera.add_cart(sek(10_000));
     open_session(&w, cart_id, 10_000).await;
     for i in 1..=30 {
+        // Hantera holds the cart each hook carries.
+        w.hantera.set_cart_total(cart_id, sek((100 + i) * 100));
         let (status, v) = post(
             &w,
             "/hantera/hooks/OnCartMutation",
@@ -580,10 +588,13 @@ async fn rapid_cart_mutations_reach_the_psp_as_few_updates_ending_with_the_final
     assert!(last.len() <= 5, "{} updates for 30 mutations", last.len());
     let fields = until("the sync hash on the cart", || {
         let f = w.hantera.cart_fields(cart_id);
-        f.contains_key("scriptedSyncHash").then_some(f)
+        f.contains_key("field:scriptedSyncHash").then_some(f)
     })
     .await;
-    assert_eq!(fields["scriptedSyncHash"], fields["scriptedPendingHash"]);
+    assert_eq!(
+        fields["field:scriptedSyncHash"],
+        fields["field:scriptedPendingHash"]
+    );
     let sync = w
         .store
         .session_sync(cart_id, "scripted")
@@ -660,7 +671,12 @@ async fn a_mutation_that_arrives_while_the_checkout_creates_the_psp_session_is_s
     )
     .await;
     assert_eq!(v["sessions"][0]["outcome"], "scheduled", "{v}");
-    // The checkout read the cart before the change and creates the PSP session for 100.00.
+    // The checkout read the cart before the change and creates the PSP session for 100.00;
+    // Hantera holds the changed cart by the time the PSP answers.
+    let hantera = w.hantera.clone();
+    *w.provider.during_checkout.lock() = Some(Box::new(move || {
+        hantera.set_cart_total(cart_id, sek(12_000))
+    }));
     let (status, v) = post(
         &w,
         &format!("/ingress/commerce/carts/{cart_id}/payment/scripted"),

@@ -207,6 +207,10 @@ pub enum WebhookError {
     /// Verified, but the body is not what the PSP sends (HTTP 400).
     #[error("malformed payload: {0}")]
     Malformed(String),
+    /// An unsigned call that would need a re-read at the PSP arrived beyond the provider's
+    /// rate limit, so it was not checked (HTTP 429; the PSP sends it again).
+    #[error("rate limited: {0}")]
+    RateLimited(String),
 }
 
 /// What a verified event asks the gateway to do.

@@ -410,7 +410,7 @@ impl KustomProvider {
                 order_id,
                 "push not checked: too many unauthenticated pushes"
             );
-            return Err(WebhookError::Malformed(
+            return Err(WebhookError::RateLimited(
                 "too many unauthenticated pushes; this one was not checked (Kustom pushes again until acknowledged)"
                     .into(),
             ));

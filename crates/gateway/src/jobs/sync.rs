@@ -43,14 +43,16 @@ pub(crate) struct SyncPayload {
 /// checkout request may take.
 const CREATING_PATIENCE_MS: i64 = 120_000;
 
-/// The cart field holding the hash a sync is sending, e.g. `kustomPendingHash`.
+/// The cart field holding the hash a sync is sending, e.g. `kustomPendingHash`. The
+/// `field:` prefix is what makes a dynamic field appear under the rendered cart's `fields`,
+/// where a storefront reads it.
 pub(crate) fn pending_field(provider: &str) -> String {
-    format!("{provider}PendingHash")
+    format!("field:{provider}PendingHash")
 }
 
 /// The cart field holding the hash the PSP holds, e.g. `kustomSyncHash`.
 pub(crate) fn synced_field(provider: &str) -> String {
-    format!("{provider}SyncHash")
+    format!("field:{provider}SyncHash")
 }
 
 /// What the hook did for one session.
@@ -170,7 +172,22 @@ pub(crate) async fn on_mutation(
                     cart: cart_json.clone(),
                 };
                 let delay = Duration::from_millis(state.config.worker.sync_delay_ms);
+                let pending_hash = pending.hash.clone();
                 let scheduled = state.store.schedule_sync(pending, job, delay).await?;
+                if matches!(
+                    scheduled,
+                    SyncScheduled::Scheduled(_) | SyncScheduled::Coalesced(_)
+                ) {
+                    // The storefront learns at once that a sync is coming (it suspends the
+                    // PSP's widget while the pending and synced hashes differ), as Hantera's
+                    // own Kustom app does in the mutation. The job sets it again, so a
+                    // failure here only delays that signal.
+                    let mut fields = serde_json::Map::new();
+                    fields.insert(pending_field(provider.id()), pending_hash.into());
+                    if let Err(e) = state.hantera.set_cart_fields(cart.cart_id, &fields).await {
+                        tracing::warn!(cart_id = %cart.cart_id, error = %e, "setting the pending sync hash failed");
+                    }
+                }
                 outcomes.push(match scheduled {
                     SyncScheduled::NoSession => outcome("ignored", None, None),
                     SyncScheduled::Unchanged => outcome("unchanged", None, None),
@@ -200,21 +217,33 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
         (Ok(_), Ok(_)) => return Attempt::Done,
         (Err(e), _) | (_, Err(e)) => return Attempt::Retry(e.to_string()),
     };
-    let (Some(hash), Some(payload), Some(cart_json)) = (
-        sync.pending_hash.clone(),
-        sync.pending_payload.clone(),
-        sync.pending_cart.clone(),
-    ) else {
+    if sync.pending_hash.is_none() {
         return Attempt::Done;
+    }
+    // Hooks can arrive out of order, so the cart in the newest hook is not necessarily the
+    // newest cart. The job syncs what Hantera holds now, read at the last moment.
+    let cart = match ctx.state.hantera.get_cart(p.cart_id).await {
+        Ok(Some(cart)) => cart,
+        Ok(None) => return Attempt::Done,
+        Err(e) if e.is_transient() => {
+            ctx.state.metrics.upstream_error("hantera");
+            return Attempt::Retry(format!("reading the cart: {e}"));
+        }
+        Err(e) => return Attempt::Fail(format!("reading the cart: {e}")),
     };
+    if cart.cart_state != psp_core::CartState::Open {
+        // A completed or rejected cart has nothing left to sync; the completion decides.
+        return Attempt::Done;
+    }
+    let payload = match provider.sync_payload(&cart) {
+        Ok(payload) => payload,
+        Err(e) => return Attempt::Fail(format!("the cart cannot be synced: {e}")),
+    };
+    let hash = payload_hash(&payload);
     if sync.synced_hash.as_deref() == Some(hash.as_str()) {
         // A newer job, or checkout, sent it already: the mutations coalesced.
         return Attempt::Done;
     }
-    let cart: RenderedCart = match serde_json::from_value(cart_json) {
-        Ok(c) => c,
-        Err(e) => return Attempt::Fail(format!("the stored cart is unreadable: {e}")),
-    };
     match session.status {
         SessionStatus::Failed | SessionStatus::Canceled => return Attempt::Done,
         SessionStatus::Authorized | SessionStatus::Completed => {

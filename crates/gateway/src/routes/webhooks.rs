@@ -49,6 +49,14 @@ pub(crate) async fn receive(
                 format!("webhook not verified: {e}"),
             ));
         }
+        Err(WebhookError::RateLimited(m)) => {
+            state.metrics.webhook(id, "rate_limited");
+            return Err(AppError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                m,
+            ));
+        }
         Err(WebhookError::Malformed(m)) => {
             state.metrics.webhook(id, "malformed");
             return Err(AppError::bad_request("MALFORMED_PAYLOAD", m));
