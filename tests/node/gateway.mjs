@@ -11,9 +11,13 @@ import { fileURLToPath } from 'node:url';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The binary under test: `PSP_GATEWAY_BIN`, or the debug build of this checkout. */
+/**
+ * The binary under test: `PSP_GATEWAY_BIN`, or the debug build of this checkout (in
+ * `CARGO_TARGET_DIR` when cargo was told to build elsewhere).
+ */
 export function binary() {
-  const path = process.env.PSP_GATEWAY_BIN ?? join(repo, 'target', 'debug', 'psp-gateway');
+  const target = resolve(repo, process.env.CARGO_TARGET_DIR ?? 'target');
+  const path = process.env.PSP_GATEWAY_BIN ?? join(target, 'debug', 'psp-gateway');
   if (!existsSync(path)) {
     throw new Error(`${path} is missing: run \`cargo build -p gateway\` first (scripts/test.sh does)`);
   }
