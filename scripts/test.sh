@@ -26,5 +26,6 @@ cargo build --workspace --bins --locked
 cargo test --workspace --locked
 # The real @hantera/storefront-sdk cart client against the embedded default.
 (cd tests/node && node --test)
-# The demo checkout page in headless Chromium; its screenshot lands in artifacts/.
+# The demo checkout page in headless Chromium, paying with each provider; screenshots land
+# in artifacts/.
 (cd tests/browser && node --test)

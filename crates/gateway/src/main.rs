@@ -124,7 +124,8 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     println!("psp-gateway listening on {}", gateway.public_url);
     if gateway.embedded {
         println!(
-            "embedded default: sandbox Hantera and the mock PSP in this process; open {}/ in a browser",
+            "embedded default: sandbox Hantera and fake PSPs ({}) in this process; open {}/ in a browser",
+            gateway.state().registry.ids().collect::<Vec<_>>().join(", "),
             gateway.public_url
         );
     }

@@ -626,6 +626,36 @@ async fn a_mutation_that_changes_nothing_the_psp_needs_sends_nothing() {
 }
 
 #[tokio::test]
+async fn a_cart_changed_and_changed_back_leaves_no_pending_sync_signal_behind() {
+    let w = world("");
+    let cart_id = w.hantera.add_cart(sek(10_000));
+    open_session(&w, cart_id, 10_000).await;
+    let synced = gateway::jobs::payload_hash(&json!({ "amount": 10_000, "currency": "SEK" }));
+    w.store
+        .mark_synced(cart_id, "scripted", &synced)
+        .await
+        .unwrap();
+    // The hook says 120.00, but by the time the job runs Hantera holds 100.00 again.
+    let (_, v) = post(
+        &w,
+        "/hantera/hooks/OnCartMutation",
+        Some(TOKEN),
+        &cart_hook(cart_id, "120.00"),
+    )
+    .await;
+    assert_eq!(v["sessions"][0]["outcome"], "scheduled", "{v}");
+    until("the pending hash to name what the PSP holds", || {
+        let fields = w.hantera.cart_fields(cart_id);
+        (fields.get("field:scriptedPendingHash")? == synced.as_str()).then_some(())
+    })
+    .await;
+    assert!(
+        w.provider.syncs.lock().is_empty(),
+        "nothing was sent to the PSP"
+    );
+}
+
+#[tokio::test]
 async fn a_cart_changed_after_authorization_is_recorded_for_a_person_and_not_synced() {
     let w = world("");
     let cart_id = w.hantera.add_cart(sek(10_000));

@@ -870,7 +870,13 @@ async fn neither_logs_nor_debug_output_show_the_secret_or_the_token() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // A global subscriber, not a thread-local one: tracing caches per call site whether
+    // anyone listens, and tests running meanwhile on other threads with no subscriber
+    // would otherwise switch this test's call sites off. Registering it rebuilds that
+    // cache. Only this test installs one, and the other tests' logs then land in the
+    // buffer too, which the check below covers as well.
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("only this test installs a global subscriber");
 
     let h = Harness::start().await;
     let client = h.client();

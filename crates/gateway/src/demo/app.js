@@ -1,11 +1,18 @@
 // The demo checkout: a storefront as a shop would write it against Hantera's Commerce
 // cart API (the same calls as @hantera/storefront-sdk's cart client) and the gateway's
 // payment ingress. Everything is same-origin: the embedded default serves the sandbox
-// Hantera, the gateway and the mock PSP's hosted page from one address.
+// Hantera, the gateway and the fake PSPs (mock, Stripe, Kustom) from one address, so the
+// page pays offline with each of them.
 'use strict';
 
 (() => {
   const $ = (id) => document.getElementById(id);
+  // What each provider's option says about how it pays here.
+  const HINTS = {
+    mock: 'hosted test page',
+    stripe: 'test page standing in for Stripe.js',
+    kustom: 'embedded checkout',
+  };
   const COLORS = ['#5b5bd6', '#0e9384', '#dc6803', '#c11574', '#1570ef', '#6938ef'];
   // How each seeded currency is printed; the locale only affects formatting.
   const LOCALES = { SEK: 'sv-SE', EUR: 'de-DE', JPY: 'ja-JP', KWD: 'en-US' };
@@ -43,6 +50,7 @@
       const first = data?.errors?.[0] ?? data?.error ?? {};
       const error = new Error(first.message || `HTTP ${response.status}`);
       error.code = first.code;
+      error.status = response.status;
       throw error;
     }
     return data;
@@ -123,9 +131,11 @@
     pill.textContent = cart ? `${cart.cartNumber} · ${state}` : 'no cart';
 
     if (cart?.cartState === 'completed') {
+      hideKustom();
       renderConfirmation();
       return;
     }
+    keepKustomInStep();
     $('cart-panel').hidden = false;
     $('confirmation').hidden = true;
 
@@ -208,8 +218,12 @@
 
     if (document.activeElement !== $('email')) $('email').value = cart?.email ?? '';
     const pay = $('pay');
-    pay.disabled = busy || !open || items.length === 0;
-    pay.textContent = open && items.length > 0 ? `Pay ${money(cart.orderTotal, currency)}` : 'Pay';
+    // With Kustom's checkout open, the customer pays in it, not here.
+    const inKustom = !$('checkout').hidden;
+    pay.disabled = busy || !open || items.length === 0 || inKustom;
+    pay.textContent = inKustom
+      ? 'Pay in the Kustom checkout'
+      : open && items.length > 0 ? `Pay ${money(cart.orderTotal, currency)}` : 'Pay';
   }
 
   function renderConfirmation() {
@@ -305,44 +319,187 @@
   // --- Payment ---------------------------------------------------------------------
 
   const chosenProvider = () => document.querySelector('input[name=provider]:checked')?.value;
+  const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  // Where a PSP sends the customer back to: this page, with the cart and the provider in
+  // the URL (they survive the round trip there, and in localStorage).
+  const backHere = (provider) => `${location.origin}/?cart=${cart.cartId}&provider=${provider}`;
+  const startPayment = (provider, body) => api('POST', cartPath(cart.cartId, `payment/${provider}`), body);
+
+  // How each provider's payment is started: a redirect to a hosted page (mock), Stripe
+  // (Stripe.js, or its sandbox stand-in), or Kustom's embedded checkout.
+  const PAYMENTS = {
+    stripe: payWithStripe,
+    kustom: payWithKustom,
+  };
 
   async function pay() {
     const provider = chosenProvider();
     if (!provider) throw new Error('Choose how to pay.');
     remember.set('provider', provider);
     say('Starting the payment…');
-    // The PSP sends the customer back here; the cart id survives the round trip in the
-    // URL (and in localStorage).
-    const returnUrl = `${location.origin}/?cart=${cart.cartId}`;
-    const session = await api('POST', cartPath(cart.cartId, `payment/${provider}`), { returnUrl });
-    if (session?.redirectUrl) {
-      say('Taking you to the payment page…');
-      location.assign(session.redirectUrl);
+    if (PAYMENTS[provider]) {
+      await PAYMENTS[provider]();
       return;
     }
-    say(
-      `${provider} answered with ${Object.keys(session ?? {}).join(', ') || 'nothing'}: it pays ` +
-        'through its own widget, which this demo page does not embed. Choose mock to pay on a hosted page.',
-      true,
-    );
+    const session = await startPayment(provider, { returnUrl: backHere(provider) });
+    if (!session?.redirectUrl) {
+      throw new Error(
+        `${provider} answered with ${Object.keys(session ?? {}).join(', ') || 'nothing'}, ` +
+          'not a page to send you to: this demo page cannot pay with it.',
+      );
+    }
+    say('Taking you to the payment page…');
+    location.assign(session.redirectUrl);
   }
 
-  // Back from the PSP: the gateway completes the cart when the PSP's webhook arrives;
-  // confirming as well (what a redirect storefront does) completes it at once. Either
-  // way the cart turns `completed` over the event stream.
-  async function returnedFromPsp(status) {
-    const provider = remember.get('provider');
-    if (['failed', 'voided'].includes(status)) {
-      say('The payment was declined. Try again or choose another card.', true);
+  // Stripe. A storefront in production loads Stripe.js with the publishable key from
+  // `GET /ingress/stripe/publicKey` and calls `stripe.confirmPayment(…)` with the
+  // PaymentIntent's client secret; Stripe comes back to `return_url` with
+  // `payment_intent`, `payment_intent_client_secret` and `redirect_status`.
+  async function payWithStripe() {
+    const { clientSecret, paymentIntentId } = await startPayment('stripe', {});
+    const publishableKey = await stripePublicKey();
+    const stripe = sandboxStripe(publishableKey);
+    await stripe.confirmPayment({ clientSecret, paymentIntentId, confirmParams: { return_url: backHere('stripe') } });
+  }
+
+  async function stripePublicKey() {
+    const response = await fetch('/ingress/stripe/publicKey', { headers: { Accept: 'application/json' } });
+    if (!response.ok) throw new Error(`Stripe's publishable key is not configured (HTTP ${response.status}).`);
+    return (await response.json()).publicKey;
+  }
+
+  // SANDBOX STAND-IN FOR STRIPE.JS. Stripe.js cannot load offline, so this has the one
+  // call the demo needs, `confirmPayment`, and sends the customer to the fake Stripe's
+  // hosted test page (`/fakes/stripe/pay/{pi}`), which confirms the PaymentIntent with a
+  // test card, sends the signed webhook, and comes back as Stripe does. Against the real
+  // Stripe (no fake mounted) it says so instead of pretending.
+  function sandboxStripe(publishableKey) {
+    return {
+      async confirmPayment({ clientSecret, paymentIntentId, confirmParams }) {
+        const query = new URLSearchParams({ client_secret: clientSecret, return_url: confirmParams.return_url });
+        const page = `/fakes/stripe/pay/${encodeURIComponent(paymentIntentId)}?${query}`;
+        const fake = await fetch(page, { method: 'HEAD' }).catch(() => null);
+        if (!fake?.ok) {
+          throw new Error(
+            `The fake Stripe's test page is not here (${fake ? `HTTP ${fake.status}` : 'no answer'}): ` +
+              `this gateway talks to the real Stripe (publishable key ${publishableKey}), whose ` +
+              'Stripe.js this offline demo does not load. Choose mock to pay on a hosted page.',
+          );
+        }
+        say('Taking you to the fake Stripe test page (it stands in for Stripe.js)…');
+        location.assign(page);
+      },
+    };
+  }
+
+  // Kustom. The gateway answers with Kustom's `htmlSnippet`, which goes into the page
+  // with its scripts re-run (scripts set through innerHTML do not run). When the
+  // customer completes the purchase, Kustom sends the whole page to the confirmation
+  // URL, `{checkout.order.id}` replaced (so the braces must stay raw here).
+  async function payWithKustom() {
+    const { htmlSnippet } = await startPayment('kustom', {
+      termsUrl: `${location.origin}/#terms`,
+      checkoutUrl: backHere('kustom'),
+      confirmationUrl: `${backHere('kustom')}&kustom_order_id={checkout.order.id}`,
+    });
+    showKustom(htmlSnippet);
+    say('');
+  }
+
+  function showKustom(htmlSnippet) {
+    const container = $('kustom-snippet');
+    container.innerHTML = htmlSnippet;
+    for (const old of container.querySelectorAll('script')) {
+      const script = document.createElement('script');
+      for (const { name, value } of old.attributes) script.setAttribute(name, value);
+      script.text = old.text;
+      old.replaceWith(script);
+    }
+    clearTimeout(kustom.fallback);
+    Object.assign(kustom, { suspended: false, shown: cart?.fields?.kustomSyncHash });
+    delete $('checkout').dataset.suspensions;
+    $('catalog').hidden = true;
+    $('checkout').hidden = false;
+  }
+
+  function hideKustom() {
+    if ($('checkout').hidden) return;
+    clearTimeout(kustom.fallback);
+    $('kustom-snippet').replaceChildren();
+    delete window._klarnaCheckout;
+    $('checkout').hidden = true;
+    $('catalog').hidden = false;
+    renderCart();
+  }
+
+  // While a cart change is on its way to Kustom, the checkout is suspended, as Kustom
+  // asks: the gateway sets the cart's `kustomPendingHash` when it sees the change and
+  // `kustomSyncHash` once Kustom holds it. Once they agree, the checkout resumes (the
+  // fake's resume reloads the frame, showing the new order). A sync that never reports
+  // back must not leave the customer stuck: after 10 s it resumes anyway.
+  const kustom = { suspended: false, shown: undefined, fallback: 0 };
+  function keepKustomInStep() {
+    if ($('checkout').hidden || !window._klarnaCheckout || !cart) return;
+    const { kustomPendingHash: pending, kustomSyncHash: synced } = cart.fields ?? {};
+    const behind = Boolean(pending) && pending !== synced;
+    if (behind && !kustom.suspended) {
+      kustom.suspended = true;
+      // How often it was suspended, for people (and tests) watching.
+      $('checkout').dataset.suspensions = String(Number($('checkout').dataset.suspensions ?? 0) + 1);
+      window._klarnaCheckout((api) => api.suspend());
+      kustom.fallback = setTimeout(resumeKustom, 10_000);
+    } else if (!behind && (kustom.suspended || synced !== kustom.shown)) {
+      resumeKustom();
+    }
+  }
+
+  function resumeKustom() {
+    clearTimeout(kustom.fallback);
+    kustom.suspended = false;
+    kustom.shown = cart?.fields?.kustomSyncHash;
+    window._klarnaCheckout?.((api) => api.resume());
+  }
+
+  // Back from the PSP. The gateway completes the cart when the PSP's webhook (or
+  // Kustom's push) arrives; confirming as well, as a storefront does on the customer's
+  // return, completes it at once. Either way the cart turns `completed` over the event
+  // stream. An authorization can lag the return (Kustom's), so a confirmation that is
+  // not complete yet is tried again after 1, 2, 4 and 8 s, as Hantera's storefront does.
+  const CONFIRM_BACKOFF_MS = [0, 1000, 2000, 4000, 8000];
+  const DECLINED = ['failed', 'voided', 'canceled', 'requires_payment_method'];
+
+  async function returnedFromPsp(provider, status) {
+    if (DECLINED.includes(status)) {
+      say('The payment was declined and nothing was charged. Try again or choose another way to pay.', true);
       return;
     }
     if (!provider || cart?.cartState !== 'open') return;
     say('Payment approved. Confirming your order…');
-    try {
-      await api('POST', cartPath(cart.cartId, `payment/${provider}/confirm`));
-    } catch (error) {
-      // The webhook completes the cart anyway; the stream will show it.
-      say(`Waiting for the payment provider… (${error.message})`);
+    let last = '';
+    for (const delay of CONFIRM_BACKOFF_MS) {
+      if (delay) await wait(delay);
+      if (cart?.cartState !== 'open') return;
+      try {
+        const answer = await api('POST', cartPath(cart.cartId, `payment/${provider}/confirm`));
+        if (answer?.status === 'completed') return;
+        last = `the payment is ${answer?.status ?? 'not confirmed'}`;
+      } catch (error) {
+        // A 4xx will not change by asking again; a 5xx or a lost answer may.
+        if (error.status >= 400 && error.status < 500) {
+          say(`Your order could not be confirmed: ${error.message}`, true);
+          return;
+        }
+        last = error.message;
+      }
+      say(`Confirming your order… (${last})`);
+    }
+    if (cart?.cartState === 'open') {
+      say(
+        `Your order is not confirmed yet (${last}). It completes here by itself when ` +
+          `${provider} tells the gateway; nothing is charged twice.`,
+        true,
+      );
     }
   }
 
@@ -359,7 +516,12 @@
 
     const params = new URLSearchParams(location.search);
     const cartId = params.get('cart') ?? remember.get('cart');
-    const pspStatus = params.get('status');
+    // Back from a PSP: the mock adds `status`, Stripe `redirect_status`, Kustom's
+    // confirmation URL `kustom_order_id`, and a purchase Kustom refused `kustom_error`.
+    const returned = params.get('provider') ?? (params.has('kustom_order_id') ? 'kustom' : null);
+    if (returned) remember.set('provider', returned);
+    const pspStatus = params.get('status') ?? params.get('redirect_status') ?? (params.has('kustom_order_id') ? 'confirm' : null);
+    const kustomError = params.get('kustom_error');
     if (cartId) {
       try {
         cart = await api('GET', cartPath(cartId));
@@ -400,10 +562,18 @@
             checked: id === (ids.includes(preferred) ? preferred : ids[0]),
           }),
           element('span', {}, id),
-          element('span', { class: 'hint' }, id === 'mock' ? 'hosted test page' : 'needs its own widget'),
+          element('span', { class: 'hint' }, HINTS[id] ?? 'no offline page in this demo'),
         ),
       ),
     );
+    // Another provider chosen while Kustom's checkout is open: back to the catalog.
+    $('providers').addEventListener('change', () => {
+      if (chosenProvider() !== 'kustom') hideKustom();
+    });
+    $('back').addEventListener('click', () => {
+      hideKustom();
+      say('');
+    });
 
     $('pay').addEventListener('click', () => act(pay));
     $('coupon-form').addEventListener('submit', (event) => {
@@ -420,6 +590,7 @@
       if (email && cart?.cartState === 'open') act(() => mutate('email', { email }));
     });
     $('again').addEventListener('click', () => {
+      hideKustom();
       events?.close();
       cart = null;
       remember.set('cart', null);
@@ -432,7 +603,11 @@
     renderCart();
     if (cart) {
       await follow(cart.cartId);
-      if (pspStatus) await returnedFromPsp(pspStatus);
+      if (kustomError) {
+        say(`Kustom could not complete the purchase (${kustomError}); nothing was charged. Check the cart and pay again.`, true);
+      } else if (pspStatus) {
+        await returnedFromPsp(remember.get('provider'), pspStatus);
+      }
     }
   }
 

@@ -241,7 +241,12 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
     };
     let hash = payload_hash(&payload);
     if sync.synced_hash.as_deref() == Some(hash.as_str()) {
-        // A newer job, or checkout, sent it already: the mutations coalesced.
+        // A newer job, or checkout, sent it already, or the cart changed back to what the
+        // PSP holds. The pending field may still name a hash that will never be sent, which
+        // would keep a storefront's widget suspended, so it is set to the synced one.
+        if let Err(stop) = set_field(ctx, &cart, &pending_field(provider.id()), &hash).await {
+            return stop;
+        }
         return Attempt::Done;
     }
     match session.status {
