@@ -19,6 +19,14 @@ fi
 (cd tests/node && npm ci --no-audit --no-fund)
 (cd tests/browser && npm ci --no-audit --no-fund)
 
+# Interoperability with Stripe's official library: regenerate the webhook signature vectors
+# with `stripe` from PyPI and require them to equal the committed ones, which the Rust tests
+# in providers/stripe/tests/signatures.rs check the gateway against.
+python3 -m venv target/stripe-venv
+target/stripe-venv/bin/pip install --quiet --disable-pip-version-check stripe==16.1.0
+target/stripe-venv/bin/python providers/stripe/tests/vectors/generate.py target/stripe-vectors.json
+cmp target/stripe-vectors.json providers/stripe/tests/vectors/webhook_signatures.json
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests in tests/ (Rust, Node and browser) start the real psp-gateway binary.

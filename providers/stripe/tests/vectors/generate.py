@@ -15,6 +15,7 @@ run at a fixed "now" (the library reads `time.time()`, which is patched per case
 
 import json
 import os
+import sys
 import time
 from unittest import mock
 
@@ -143,7 +144,10 @@ def main():
         "signatures": signatures,
         "verifications": verifications,
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webhook_signatures.json")
+    # An optional argument writes elsewhere: the test script regenerates the vectors with
+    # the library it just installed and compares them with the committed file.
+    default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webhook_signatures.json")
+    path = sys.argv[1] if len(sys.argv) > 1 else default
     with open(path, "w", encoding="utf-8") as f:
         json.dump(out, f, indent=2, ensure_ascii=False)
         f.write("\n")
