@@ -6,8 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# PostgreSQL-backed tests arrive with a later issue; their set-up goes here so that this
-# one command stays the only thing a new machine needs.
+# The store's PostgreSQL tests use the local server (127.0.0.1:5432, database `test`, or
+# PSP_TEST_POSTGRES_URL). The machines this runs on start it; start it if it stopped.
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+fi
 
 # The browser test drives Debian's Chromium; no browser is ever downloaded by npm.
 if [ ! -x /usr/bin/chromium ]; then

@@ -1,26 +1,32 @@
 //! The durable state of the gateway: the webhook inbox, checkout sessions, completion
 //! records, cart claims and jobs, behind `psp_core::ports::Store`.
 //!
-//! SQLite is the backend today ([`SqliteStore`]); PostgreSQL follows. [`open_store`] picks
-//! the backend from the URL scheme, so the gateway never names one.
+//! SQLite is the embedded default ([`SqliteStore`]); PostgreSQL ([`PgStore`]) is the store
+//! that several gateway replicas share. [`open_store`] picks the backend from the URL
+//! scheme, so the gateway never names one.
 //!
-//! Architecture invariant: the SQL text lives in one module per table
-//! (`sqlite::sql::*`) and is portable SQL; the rules that decide what to write (a
+//! Architecture invariant: the SQL text lives in one module per table (`sql::*`) and is
+//! portable SQL that both backends run (PostgreSQL's few differences are in
+//! `postgres::sql`); the rules that decide what to write (a
 //! completion only moves forward, a session never leaves a terminal status) live in
 //! `rules`, apart from any database, so that every backend applies the same ones.
 //!
 //! Architecture invariant: a successful `record_webhook` means the webhook (and its job)
-//! has been committed with `synchronous=FULL`, i.e. fsynced. The PSP is answered 2xx only
+//! has been committed with `synchronous=FULL` (SQLite) or `synchronous_commit=on`
+//! (PostgreSQL), i.e. flushed to disk. The PSP is answered 2xx only
 //! after that, so an answered webhook survives a crash or power loss.
 
 mod clock;
+mod postgres;
 mod rules;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
 
 use psp_core::ports::{Store, StoreError};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A recorded webhook as it was received.
@@ -45,21 +51,20 @@ pub struct StoredWebhook {
 /// One state change of a completion record (now part of the `Store` port).
 pub use psp_core::ports::CompletionTransition;
 
-/// Opens the store that `url` names: `sqlite://path.db` (created if missing) or
-/// `sqlite::memory:`. `postgres://…` is recognised but not supported yet.
+/// Opens the store that `url` names: `sqlite://path.db` (created if missing),
+/// `sqlite::memory:`, or `postgres://…` / `postgresql://…` (the database must exist; its
+/// schema is migrated).
 ///
 /// Errors never repeat the URL, because a database URL may carry a password.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match scheme(url).as_deref() {
         Some("sqlite") => Ok(Arc::new(SqliteStore::open(url).await?)),
-        Some("postgres" | "postgresql") => Err(StoreError::Backend(
-            "the PostgreSQL store is not supported yet; use a sqlite:// URL".into(),
-        )),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::open(url).await?)),
         Some(other) => Err(StoreError::Backend(format!(
-            "unsupported store URL scheme {other:?}; expected sqlite://"
+            "unsupported store URL scheme {other:?}; expected sqlite:// or postgres://"
         ))),
         None => Err(StoreError::Backend(
-            "the store URL has no scheme; expected sqlite://path.db".into(),
+            "the store URL has no scheme; expected sqlite://path.db or postgres://host/db".into(),
         )),
     }
 }

@@ -1,7 +1,9 @@
 //! The SQLite backend.
 
+// Compiled once per backend on purpose: the same decoding against each `DbRow`.
+#[allow(clippy::duplicate_mod)]
+#[path = "../decode.rs"]
 mod decode;
-pub(crate) mod sql;
 mod writer;
 
 use std::fmt;
@@ -22,11 +24,15 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use self::decode::db;
-use self::sql::{cart_claims, completions, job_history, jobs, sessions, webhook_inbox};
 use self::writer::Writer;
 use crate::clock::{millis, now_ms};
 use crate::rules::{self, CompletionChange, CompletionFields};
+use crate::sql::{cart_claims, completions, job_history, jobs, sessions, webhook_inbox};
 use crate::StoredWebhook;
+
+/// The database and row type that `decode` reads.
+type Db = sqlx::Sqlite;
+type DbRow = sqlx::sqlite::SqliteRow;
 
 /// How a transaction that writes begins. `BEGIN IMMEDIATE` takes SQLite's write lock at
 /// once: a deferred transaction that reads first and writes later can fail with

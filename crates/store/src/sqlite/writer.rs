@@ -25,8 +25,8 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::{jobs, webhook_inbox};
 use crate::clock::now_ms;
+use crate::sql::{jobs, webhook_inbox};
 
 /// The most webhooks committed in one transaction. Large enough that a burst of thousands
 /// of concurrent requests needs only a few fsyncs, small enough that one transaction holds

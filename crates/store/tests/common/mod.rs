@@ -10,6 +10,9 @@ use store::SqliteStore;
 use tempfile::TempDir;
 use uuid::Uuid;
 
+/// The store type the behaviour suite runs against in this binary.
+pub(crate) type Backend = SqliteStore;
+
 /// A database file in a fresh directory; the directory goes away with the `TempDir`.
 pub(crate) struct TempDb {
     pub(crate) dir: TempDir,

@@ -1,14 +1,18 @@
 //! Rows to domain types. A row that does not decode (an unknown state name, a malformed
 //! UUID) is reported as a backend error naming the column, never silently defaulted.
+//!
+//! Both backends store the same column types (TEXT, BIGINT, BLOB/BYTEA), so this one file
+//! is compiled once per backend (`#[path]` from `sqlite` and `postgres`), each time against
+//! the `Db` and `DbRow` its parent module names.
 
 use psp_core::ports::{
     CartClaim, Completion, CompletionState, CompletionTransition, Job, JobEvent, JobState,
     PendingJobs, Session, SessionStatus, SessionSync, StoreError,
 };
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::{Db, DbRow};
 use crate::StoredWebhook;
 
 /// Maps a database error to the store's error.
@@ -16,9 +20,9 @@ pub(crate) fn db(err: sqlx::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+fn get<'r, T>(row: &'r DbRow, column: &str) -> Result<T, StoreError>
 where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
 {
     row.try_get(column).map_err(db)
 }
@@ -33,13 +37,13 @@ fn uuid(column: &str, value: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(value).map_err(|_| corrupt(column, value))
 }
 
-fn opt_uuid(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+fn opt_uuid(row: &DbRow, column: &str) -> Result<Option<Uuid>, StoreError> {
     get::<Option<String>>(row, column)?
         .map(|v| uuid(column, &v))
         .transpose()
 }
 
-fn count(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+fn count(row: &DbRow, column: &str) -> Result<u32, StoreError> {
     let value: i64 = get(row, column)?;
     u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
 }
@@ -52,7 +56,7 @@ fn completion_state(value: &str) -> Result<CompletionState, StoreError> {
     CompletionState::parse(value).ok_or_else(|| corrupt("state", value))
 }
 
-pub(crate) fn session(row: &SqliteRow) -> Result<Session, StoreError> {
+pub(crate) fn session(row: &DbRow) -> Result<Session, StoreError> {
     let status: String = get(row, "status")?;
     Ok(Session {
         cart_id: uuid("cart_id", &get::<String>(row, "cart_id")?)?,
@@ -69,7 +73,7 @@ pub(crate) fn session(row: &SqliteRow) -> Result<Session, StoreError> {
     })
 }
 
-pub(crate) fn session_sync(row: &SqliteRow) -> Result<SessionSync, StoreError> {
+pub(crate) fn session_sync(row: &DbRow) -> Result<SessionSync, StoreError> {
     let opt_json = |column: &str| -> Result<Option<serde_json::Value>, StoreError> {
         get::<Option<String>>(row, column)?
             .map(|v| json(column, &v))
@@ -87,7 +91,7 @@ pub(crate) fn session_sync(row: &SqliteRow) -> Result<SessionSync, StoreError> {
     })
 }
 
-pub(crate) fn job_event(row: &SqliteRow) -> Result<JobEvent, StoreError> {
+pub(crate) fn job_event(row: &DbRow) -> Result<JobEvent, StoreError> {
     Ok(JobEvent {
         event: get(row, "event")?,
         attempt: count(row, "attempt")?,
@@ -96,7 +100,7 @@ pub(crate) fn job_event(row: &SqliteRow) -> Result<JobEvent, StoreError> {
     })
 }
 
-pub(crate) fn pending_jobs(row: &SqliteRow) -> Result<PendingJobs, StoreError> {
+pub(crate) fn pending_jobs(row: &DbRow) -> Result<PendingJobs, StoreError> {
     let count: i64 = get(row, "count")?;
     Ok(PendingJobs {
         kind: get(row, "kind")?,
@@ -105,7 +109,7 @@ pub(crate) fn pending_jobs(row: &SqliteRow) -> Result<PendingJobs, StoreError> {
     })
 }
 
-pub(crate) fn completion(row: &SqliteRow) -> Result<Completion, StoreError> {
+pub(crate) fn completion(row: &DbRow) -> Result<Completion, StoreError> {
     Ok(Completion {
         provider: get(row, "provider")?,
         psp_ref: get(row, "psp_ref")?,
@@ -117,7 +121,7 @@ pub(crate) fn completion(row: &SqliteRow) -> Result<Completion, StoreError> {
     })
 }
 
-pub(crate) fn transition(row: &SqliteRow) -> Result<CompletionTransition, StoreError> {
+pub(crate) fn transition(row: &DbRow) -> Result<CompletionTransition, StoreError> {
     Ok(CompletionTransition {
         state: completion_state(&get::<String>(row, "state")?)?,
         reason: get(row, "reason")?,
@@ -125,14 +129,14 @@ pub(crate) fn transition(row: &SqliteRow) -> Result<CompletionTransition, StoreE
     })
 }
 
-pub(crate) fn claim(row: &SqliteRow) -> Result<CartClaim, StoreError> {
+pub(crate) fn claim(row: &DbRow) -> Result<CartClaim, StoreError> {
     Ok(CartClaim {
         provider: get(row, "provider")?,
         psp_ref: get(row, "psp_ref")?,
     })
 }
 
-pub(crate) fn job(row: &SqliteRow) -> Result<Job, StoreError> {
+pub(crate) fn job(row: &DbRow) -> Result<Job, StoreError> {
     let state: String = get(row, "state")?;
     Ok(Job {
         id: get(row, "id")?,
@@ -149,7 +153,7 @@ pub(crate) fn job(row: &SqliteRow) -> Result<Job, StoreError> {
     })
 }
 
-pub(crate) fn webhook(row: &SqliteRow) -> Result<StoredWebhook, StoreError> {
+pub(crate) fn webhook(row: &DbRow) -> Result<StoredWebhook, StoreError> {
     Ok(StoredWebhook {
         id: get(row, "id")?,
         provider: get(row, "provider")?,

@@ -125,8 +125,9 @@ pub(crate) const PENDING_BY_KIND: &str = "\
 
 /// Whether job `$1` is pending and under a live lease at time `$2`, i.e. running.
 pub(crate) const STATE_AND_LEASE: &str = "\
-    SELECT state, CASE WHEN lease_until IS NOT NULL AND lease_until >= $2 THEN 1 ELSE 0 END \
-        AS running \
+    SELECT state, \
+           CAST(CASE WHEN lease_until IS NOT NULL AND lease_until >= $2 THEN 1 ELSE 0 END \
+                AS BIGINT) AS running \
     FROM jobs WHERE id = $1";
 
 /// Adds a pending job due at `$6`, unless its dedupe key exists; returns the new id.

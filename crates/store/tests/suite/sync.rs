@@ -1,18 +1,16 @@
 //! Cart sync bookkeeping, job history and progress, the pending-job gauges' query, and the
 //! admin's flagged sessions.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{cart, job, sek, store};
+use crate::common::Backend;
+use crate::common::{cart, job, sek, store};
 use psp_core::ports::{Enqueued, JobResult, NewJob, PendingSync, Store, SyncScheduled};
 use serde_json::json;
-use store::SqliteStore;
 
 const LONG: Duration = Duration::from_secs(60);
 
-async fn open_session(store: &SqliteStore, n: u128, provider: &str) {
+async fn open_session(store: &Backend, n: u128, provider: &str) {
     store
         .reserve_session(cart(n), provider, "key")
         .await

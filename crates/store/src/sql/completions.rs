@@ -9,8 +9,8 @@ macro_rules! columns {
 }
 
 /// The record of a PSP payment. Run inside the write transaction of `advance_completion`,
-/// which makes the read and the write that follows one atomic step. (PostgreSQL will need
-/// `FOR UPDATE` here, after an `INSERT … ON CONFLICT DO NOTHING` has made the row exist.)
+/// which makes the read and the write that follows one atomic step. (PostgreSQL appends
+/// `FOR UPDATE`: see `postgres::sql`.)
 pub(crate) const GET: &str = concat!(
     "SELECT ",
     columns!(),

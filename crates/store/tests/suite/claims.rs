@@ -1,11 +1,9 @@
 //! Cart claims: the first PSP payment to claim a cart holds it for good.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::{cart, store};
+use crate::common::{cart, store};
 use psp_core::ports::{CartClaim, Store};
 
 #[tokio::test]

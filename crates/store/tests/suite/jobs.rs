@@ -1,18 +1,16 @@
 //! Jobs: dedupe, leases (one per cart, in order, expiring), retries, failure and replay.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{cart, eventually, job, store, TempDb};
+use crate::common::Backend;
+use crate::common::{cart, eventually, job, store, TempDb};
 use psp_core::ports::{Enqueued, Job, JobResult, JobState, NewJob, Store, StoreError};
-use store::SqliteStore;
 
 const LONG: Duration = Duration::from_secs(60);
 
-async fn enqueue(store: &SqliteStore, job: NewJob) -> i64 {
+async fn enqueue(store: &Backend, job: NewJob) -> i64 {
     match store.enqueue(job).await.unwrap() {
         Enqueued::New(id) => id,
         Enqueued::Duplicate(id) => panic!("job {id} exists already"),

@@ -1,12 +1,10 @@
 //! `record_webhook`: unique by (provider, event id), its job in the same transaction,
 //! durable once answered, batched under concurrency.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::{job, store, webhook, TempDb};
+use crate::common::{job, store, webhook, TempDb};
 use psp_core::ports::{JobState, Recorded, Store};
 
 #[tokio::test]

@@ -1,12 +1,10 @@
 //! Completion records: forward-only, the first final state wins, history on every change.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{cart, next_millisecond, store};
+use crate::common::Backend;
+use crate::common::{cart, next_millisecond, store};
 use psp_core::ports::{CompletionState, CompletionUpdate, Store};
-use store::SqliteStore;
 use uuid::Uuid;
 use CompletionState::*;
 
@@ -25,7 +23,7 @@ fn update(
     }
 }
 
-async fn history(store: &SqliteStore) -> Vec<CompletionState> {
+async fn history(store: &Backend) -> Vec<CompletionState> {
     store
         .completion_history("mock", "pay_1")
         .await

@@ -1,11 +1,9 @@
 //! Checkout sessions: reserved before the PSP is called, saved with its answer, statuses
 //! forward-only and terminal statuses never left, quiet sessions for the sweep.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{cart, next_millisecond, sek, store};
+use crate::common::{cart, next_millisecond, sek, store};
 use psp_core::ports::{SessionStatus, Store, StoreError};
 use serde_json::json;
 

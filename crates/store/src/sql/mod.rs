@@ -1,9 +1,10 @@
-//! The SQL text of the SQLite backend, one module per table.
+//! The SQL text of both backends, one module per table.
 //!
 //! Architecture invariant: every statement here is portable SQL (`$n` placeholders,
-//! `INSERT … ON CONFLICT`, `RETURNING`, `CASE`, no SQLite-only functions), so that the
-//! PostgreSQL backend can mirror these modules file by file. What differs between the two
-//! (how a write transaction begins, the column type of raw bodies) is kept outside them.
+//! `INSERT … ON CONFLICT`, `RETURNING`, `CASE`, `CAST`, no database-only functions) that
+//! SQLite and PostgreSQL both run as written. What differs between the two (how a write
+//! transaction begins, row locks, `SKIP LOCKED`, the batched webhook insert, column types)
+//! is kept outside them: in the migrations and in `postgres::sql`.
 
 pub(crate) mod cart_claims;
 pub(crate) mod completions;
