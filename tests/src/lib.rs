@@ -117,8 +117,16 @@ pub struct GatewayFiles {
 impl GatewayFiles {
     /// A config pointing at `sandbox` with the mock provider, plus `extra` TOML lines.
     pub fn new(sandbox_url: &str, extra: &str) -> Self {
+        Self::with_store(sandbox_url, None, extra)
+    }
+
+    /// Like [`GatewayFiles::new`], with the store at `store_url` (PostgreSQL, shared by
+    /// every gateway started on these files) instead of an SQLite file of their own.
+    pub fn with_store(sandbox_url: &str, store_url: Option<&str>, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("gateway.db");
+        let db = store_url
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("gateway.db").display()));
         let config = format!(
             r#"
 [server]
@@ -127,7 +135,7 @@ admin_token = "{ADMIN_TOKEN}"
 body_limit_bytes = 65536
 
 [store]
-url = "sqlite://{db}"
+url = "{db}"
 
 [hantera]
 base_url = "{sandbox_url}"
@@ -146,7 +154,7 @@ api_base = "{sandbox_url}/fakes/mock"
 payment_number_prefix = "{PREFIX}"
 {extra}
 "#,
-            db = db.display()
+            db = db
         );
         std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
         Self { dir }
