@@ -22,7 +22,7 @@ pub const DEFAULT_SCOPE: &str = "actors/payment:* actors/ticket:* graph:*";
 
 /// The answer of `POST /oauth/token`. **Unverified**: the documentation does not show it;
 /// this is the standard OAuth 2.0 shape (RFC 6749 §5.1).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct TokenResponse {
     /// The bearer token.
     pub access_token: String,
@@ -32,6 +32,17 @@ pub struct TokenResponse {
     /// Seconds until the token expires.
     #[serde(default)]
     pub expires_in: Option<u64>,
+}
+
+// Written by hand so that the token itself never reaches a log line or an error.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"***")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// How long a token is trusted when the token answer carries no `expires_in`.
