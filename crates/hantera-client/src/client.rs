@@ -455,6 +455,29 @@ impl Hantera for HanteraClient {
         .await
     }
 
+    /// Reads the payments related to a cart with the ticket's `query` message, retried like
+    /// any read.
+    async fn cart_payment_ids(&self, cart_id: Uuid) -> Result<Option<Vec<Uuid>>, HanteraError> {
+        let body = Body::json(&unverified::ticket_query())?;
+        let path = wire::ticket_actor_path(cart_id);
+        with_retries(&self.retry, "cart_payment_ids", |attempt| {
+            let (path, body) = (&path, &body);
+            async move {
+                let answer = self
+                    .resource_call(Method::POST, path, body, attempt)
+                    .await?;
+                if answer.error_code().as_deref() == Some(wire::NOT_FOUND) {
+                    return Ok(None);
+                }
+                let body = answer.into_success()?;
+                unverified::parse_cart_payments(&body)
+                    .map(Some)
+                    .map_err(HanteraError::Unavailable)
+            }
+        })
+        .await
+    }
+
     /// Adds an activity log entry, once: a lost answer at worst leaves the entry out, which
     /// is better than writing it twice into what a person reads.
     async fn add_payment_activity(

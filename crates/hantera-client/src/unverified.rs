@@ -272,9 +272,55 @@ pub fn parse_payment_journal(body: &[u8]) -> Result<Vec<psp_core::ports::Journal
         .collect())
 }
 
+/// The message that reads a ticket (a cart) with its relations. **Unverified**: that the
+/// ticket's `query` answer lists relations as `relations: [{relationKey, nodeId}]` is an
+/// assumption (the sandbox answers so); check it on a real instance.
+pub fn ticket_query() -> serde_json::Value {
+    serde_json::json!([{ "type": "query" }])
+}
+
+/// The payments related to a cart, from the answer of [`ticket_query`], shaped
+/// `{"data":{"query":{…,"relations":[{"relationKey":"payments","nodeId":"<uuid>"}]}}}`.
+pub fn parse_cart_payments(body: &[u8]) -> Result<Vec<uuid::Uuid>, String> {
+    let answer: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("unreadable query answer: {e}"))?;
+    let ticket = answer
+        .pointer("/data/query")
+        .ok_or("the query answer has no data.query")?;
+    let relations = match ticket.get("relations") {
+        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) => items,
+        Some(_) => return Err("the ticket's relations are not a list".into()),
+    };
+    relations
+        .iter()
+        .filter(|r| r.get("relationKey").and_then(|k| k.as_str()) == Some("payments"))
+        .map(|r| {
+            r.get("nodeId")
+                .and_then(|n| n.as_str())
+                .and_then(|n| uuid::Uuid::parse_str(n).ok())
+                .ok_or_else(|| format!("a payments relation without a node id: {r}"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_payments_related_to_a_cart_are_read_from_its_relations() {
+        let body = br#"{"data":{"query":{"ticketId":"x","relations":[
+            {"relationKey":"payments","nodeId":"0199a9b6-8608-7360-b98b-d2f9adeb2848"},
+            {"relationKey":"order","nodeId":"0199a9b6-8608-7360-b98b-d2f9adeb2849"}]}}}"#;
+        let ids = parse_cart_payments(body).unwrap();
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].to_string(), "0199a9b6-8608-7360-b98b-d2f9adeb2848");
+        assert!(parse_cart_payments(br#"{"data":{"query":{}}}"#)
+            .unwrap()
+            .is_empty());
+        assert!(parse_cart_payments(br#"{"data":{}}"#).is_err());
+    }
 
     #[test]
     fn a_query_answer_yields_the_journal_with_exact_amounts_and_references() {

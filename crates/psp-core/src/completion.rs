@@ -361,24 +361,42 @@ impl Completer {
     }
 
     async fn already_completed(&self, ctx: &Ctx<'_>) -> Result<CompletionOutcome, CompletionError> {
-        let ours = self
+        let claimed = self
             .store
             .cart_claim(ctx.cart_id)
             .await?
             .is_some_and(|c| c.provider == ctx.provider.id() && c.psp_ref == ctx.psp_ref);
-        if ours {
-            // We completed it before and crashed (or lost the answer) before recording.
+        if claimed {
+            // The claim says we were the one allowed to complete the cart; whether we did
+            // (and then crashed or lost the answer before recording it) or someone completed
+            // it outside the gateway meanwhile, only the cart's relations tell.
             let payment_id = self
                 .hantera
                 .find_payment(ctx.psp_ref)
                 .await?
                 .map(|p| p.payment_id);
-            self.advance(ctx, CompletionState::Completed, payment_id, None)
-                .await?;
-            self.store
-                .set_session_status(ctx.provider.id(), ctx.psp_ref, SessionStatus::Completed)
-                .await?;
-            return Ok(CompletionOutcome::AlreadyCompleted);
+            let related = match payment_id {
+                Some(id) => self
+                    .hantera
+                    .cart_payment_ids(ctx.cart_id)
+                    .await?
+                    .is_some_and(|ids| ids.contains(&id)),
+                None => false,
+            };
+            if related {
+                self.advance(ctx, CompletionState::Completed, payment_id, None)
+                    .await?;
+                self.store
+                    .set_session_status(ctx.provider.id(), ctx.psp_ref, SessionStatus::Completed)
+                    .await?;
+                return Ok(CompletionOutcome::AlreadyCompleted);
+            }
+            return self
+                .double_payment(
+                    ctx,
+                    "the cart was completed outside the gateway with another payment",
+                )
+                .await;
         }
         self.double_payment(ctx, "the cart was already completed by another payment")
             .await

@@ -146,6 +146,10 @@ pub trait Hantera: Send + Sync + 'static {
     /// Relates the payment to the cart and completes the cart, in one atomic batch.
     async fn link_and_complete(&self, cart_id: Uuid, payment_id: Uuid) -> Result<(), HanteraError>;
 
+    /// The payments related to a cart (`relationKey` `payments`); `None` when Hantera does
+    /// not know the cart. Tells a completion of ours from one by someone else.
+    async fn cart_payment_ids(&self, cart_id: Uuid) -> Result<Option<Vec<Uuid>>, HanteraError>;
+
     /// Adds an activity log entry to a payment (what a person reads in Hantera's portal).
     async fn add_payment_activity(
         &self,

@@ -615,6 +615,49 @@ async fn a_process_whose_batch_is_refused_because_another_process_completed_the_
     );
 }
 
+#[tokio::test]
+async fn a_cart_completed_outside_the_gateway_while_our_batch_was_on_its_way_is_a_double_payment() {
+    // Our process holds the cart's claim and has created its payment; while its
+    // relate-and-complete batch is on its way, someone completes the cart outside the
+    // gateway (another channel, a person). Our batch is refused, the cart is completed,
+    // and the claim is ours, but our payment is not related to the cart: the money our
+    // customer authorized must be voided, not reported as an order.
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(100), authorized(sek(100)));
+    let hold = w.hantera.hold_next(Op::LinkAndComplete);
+    let ours = {
+        let completer = w.another_process();
+        let provider = w.provider.clone();
+        tokio::spawn(async move { completer.complete(&*provider, "pay_1").await })
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), hold.reached())
+        .await
+        .expect("our process reaches its batch");
+    w.hantera.set_cart_state(cart_id, CartState::Completed);
+    hold.release();
+
+    let outcome = ours.await.unwrap().unwrap();
+    assert_eq!(
+        outcome,
+        CompletionOutcome::DoublePayment {
+            void_scheduled: true
+        }
+    );
+    assert!(
+        w.hantera.cart_payments(cart_id).is_empty(),
+        "our payment was never related"
+    );
+    let record = w.record("pay_1").await.unwrap();
+    assert_eq!(record.state, CompletionState::DoublePayment);
+    let reason = record.reason.unwrap_or_default();
+    assert!(reason.contains("outside the gateway"), "{reason}");
+    assert_eq!(
+        w.store.jobs_of_kind(VOID_JOB).len(),
+        1,
+        "the authorization is voided"
+    );
+}
+
 /// Asserts `psp_ref` was recorded as a double payment and the void job matches `void`.
 async fn assert_double_payment(w: &World, cart_id: Uuid, psp_ref: &str, void: bool) {
     let record = w.record(psp_ref).await.unwrap();

@@ -41,6 +41,8 @@ pub enum Op {
     Charge,
     /// [`Hantera::payment_journal`].
     PaymentJournal,
+    /// [`Hantera::cart_payment_ids`].
+    CartPayments,
     /// [`Hantera::add_payment_activity`].
     PaymentActivity,
     /// [`Hantera::set_cart_fields`].
@@ -88,6 +90,11 @@ pub enum Call {
         /// The payment.
         payment_id: Uuid,
     },
+    /// A cart's related payments were read.
+    CartPayments {
+        /// The cart.
+        cart_id: Uuid,
+    },
     /// An activity log entry was added to a payment.
     PaymentActivity {
         /// The payment.
@@ -116,6 +123,7 @@ impl Call {
             Call::LinkAndComplete { .. } => Op::LinkAndComplete,
             Call::Charge { .. } => Op::Charge,
             Call::PaymentJournal { .. } => Op::PaymentJournal,
+            Call::CartPayments { .. } => Op::CartPayments,
             Call::PaymentActivity { .. } => Op::PaymentActivity,
             Call::SetCartFields { .. } => Op::SetCartFields,
             Call::Ping => Op::Ping,
@@ -718,6 +726,13 @@ impl Hantera for MemHantera {
                     .collect()
             });
             (Ok(journal), false)
+        })
+        .await
+    }
+
+    async fn cart_payment_ids(&self, cart_id: Uuid) -> Result<Option<Vec<Uuid>>, HanteraError> {
+        self.run(Call::CartPayments { cart_id }, None, |s| {
+            (Ok(s.carts.get(&cart_id).map(|c| c.payments.clone())), false)
         })
         .await
     }
