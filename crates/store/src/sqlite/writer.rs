@@ -103,11 +103,28 @@ impl Writer {
         let conn = target
             .open()
             .map_err(|e| StoreError::Backend(format!("opening the webhook writer: {e}")))?;
+        // WAL checkpoints copy the log back into the database file. Done by the writer at
+        // commit time (every 1,000 pages by default) they stall every webhook waiting on
+        // that commit, so a checkpointer thread of its own does them. Under a long burst
+        // that thread cannot finish while the writer keeps appending, so the writer still
+        // checkpoints itself past WAL_PAGES, and the file is cut back to JOURNAL_LIMIT: the
+        // log stays bounded whatever the load.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)
+            .and_then(|()| conn.pragma_update(None, "journal_size_limit", JOURNAL_LIMIT))
+            .map_err(|e| StoreError::Backend(format!("configuring the webhook writer: {e}")))?;
+        let checkpointer = target
+            .open()
+            .map_err(|e| StoreError::Backend(format!("opening the checkpointer: {e}")))?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let alive = tx.downgrade();
         std::thread::Builder::new()
             .name("webhook-writer".into())
             .spawn(move || run(Some(conn), &target, rx))
             .map_err(|e| StoreError::Backend(format!("starting the webhook writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || checkpoint(checkpointer, alive))
+            .map_err(|e| StoreError::Backend(format!("starting the checkpointer: {e}")))?;
         Ok(Self { tx })
     }
 
@@ -136,6 +153,26 @@ impl Writer {
 
 fn closed() -> StoreError {
     StoreError::Backend("the store is closed: the webhook was not recorded".into())
+}
+
+/// WAL pages (4 KiB each) past which the writer checkpoints by itself: about 64 MiB.
+const WAL_PAGES: i64 = 16_384;
+
+/// The size the WAL file is cut back to after a checkpoint resets it, in bytes.
+const JOURNAL_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The checkpointer thread: a PASSIVE checkpoint (it never blocks the writer) every
+/// [`CHECKPOINT_EVERY`], for as long as the store exists.
+fn checkpoint(conn: Connection, alive: mpsc::WeakSender<Msg>) {
+    while alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%err, "WAL checkpoint failed; the next one retries");
+        }
+    }
 }
 
 /// The writer thread. It ends on `Msg::Close` or when every sender is gone (the store was
