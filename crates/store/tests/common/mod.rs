@@ -13,6 +13,19 @@ use uuid::Uuid;
 /// The store type the behaviour suite runs against in this binary.
 pub(crate) type Backend = SqliteStore;
 
+/// Wraps the suite's tests of persistence (reopening a database, several stores on one
+/// database, closing). The real stores compile them; the `MemStore` binary of the suite
+/// (`crates/testkit/tests/store_suite.rs`) defines this macro to leave them out. Binaries
+/// without the suite (`open.rs`) do not use it.
+#[allow(unused_macros)]
+macro_rules! persistent {
+    ($($test:item)*) => {
+        $($test)*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use persistent;
+
 /// A database file in a fresh directory; the directory goes away with the `TempDir`.
 pub(crate) struct TempDb {
     pub(crate) dir: TempDir,

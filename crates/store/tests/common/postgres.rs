@@ -10,7 +10,7 @@
 use store::PgStore;
 use uuid::Uuid;
 
-pub(crate) use crate::shared::{cart, eventually, job, next_millisecond, sek, webhook};
+pub(crate) use crate::shared::{cart, eventually, job, next_millisecond, persistent, sek, webhook};
 
 /// The store type the behaviour suite runs against in this binary.
 pub(crate) type Backend = PgStore;

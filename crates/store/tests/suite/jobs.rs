@@ -1,11 +1,9 @@
 //! Jobs: dedupe, leases (one per cart, in order, expiring), retries, failure and replay.
 
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::Backend;
-use crate::common::{cart, eventually, job, store, TempDb};
+use crate::common::{cart, eventually, job, persistent, store};
 use psp_core::ports::{Enqueued, Job, JobResult, JobState, NewJob, Store, StoreError};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -357,48 +355,55 @@ async fn jobs_in_lists_a_state_newest_first() {
         .is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_sharing_the_file_never_lease_the_same_job() {
-    // Two stores on one file stand for two gateway processes: separate connections and
-    // writer tasks, coordinated only by SQLite's locks.
-    let db = TempDb::new();
-    let first = Arc::new(db.open().await);
-    let second = Arc::new(db.open().await);
-    let mut all = HashSet::new();
-    for n in 0..60 {
-        // Every third job shares a cart with its neighbours, to exercise the cart rule too.
-        let cart_id = (n % 3 == 0).then(|| cart(n / 3));
-        all.insert(enqueue(&first, job("void", &format!("j{n}"), cart_id)).await);
-    }
+persistent! {
+    use std::collections::HashSet;
+    use std::sync::Arc;
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for (w, store) in [first.clone(), second.clone(), first, second]
-        .into_iter()
-        .enumerate()
-    {
-        tasks.spawn(async move {
-            let owner = format!("worker-{w}");
-            let mut done = Vec::new();
-            loop {
-                let leased = store.lease_jobs(&owner, LONG, 3).await.unwrap();
-                if leased.is_empty() {
-                    return done;
-                }
-                for job in leased {
-                    store
-                        .finish_job(job.id, &owner, JobResult::Succeeded)
-                        .await
-                        .unwrap();
-                    done.push(job.id);
-                }
-            }
-        });
-    }
-    let mut seen = HashSet::new();
-    while let Some(done) = tasks.join_next().await {
-        for id in done.unwrap() {
-            assert!(seen.insert(id), "job {id} was leased twice");
+    use crate::common::TempDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_sharing_the_file_never_lease_the_same_job() {
+        // Two stores on one file stand for two gateway processes: separate connections and
+        // writer tasks, coordinated only by SQLite's locks.
+        let db = TempDb::new();
+        let first = Arc::new(db.open().await);
+        let second = Arc::new(db.open().await);
+        let mut all = HashSet::new();
+        for n in 0..60 {
+            // Every third job shares a cart with its neighbours, to exercise the cart rule too.
+            let cart_id = (n % 3 == 0).then(|| cart(n / 3));
+            all.insert(enqueue(&first, job("void", &format!("j{n}"), cart_id)).await);
         }
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for (w, store) in [first.clone(), second.clone(), first, second]
+            .into_iter()
+            .enumerate()
+        {
+            tasks.spawn(async move {
+                let owner = format!("worker-{w}");
+                let mut done = Vec::new();
+                loop {
+                    let leased = store.lease_jobs(&owner, LONG, 3).await.unwrap();
+                    if leased.is_empty() {
+                        return done;
+                    }
+                    for job in leased {
+                        store
+                            .finish_job(job.id, &owner, JobResult::Succeeded)
+                            .await
+                            .unwrap();
+                        done.push(job.id);
+                    }
+                }
+            });
+        }
+        let mut seen = HashSet::new();
+        while let Some(done) = tasks.join_next().await {
+            for id in done.unwrap() {
+                assert!(seen.insert(id), "job {id} was leased twice");
+            }
+        }
+        assert_eq!(seen, all);
     }
-    assert_eq!(seen, all);
 }

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::common::{job, store, webhook, TempDb};
+use crate::common::Backend;
+use crate::common::{job, persistent, store, webhook};
 use psp_core::ports::{JobState, Recorded, Store};
 
 #[tokio::test]
@@ -94,13 +95,10 @@ async fn a_new_webhook_whose_job_key_exists_is_new_and_keeps_the_existing_job() 
     assert_eq!(store.jobs_in(JobState::Pending, 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_deliveries_record_each_event_once_and_survive_reopening() {
-    let db = TempDb::new();
-    let store = Arc::new(db.open().await);
-
-    // 200 deliveries of 100 events, all at once. Every delivery carries a job with its own
-    // key, so a duplicate that slipped through would show up as an extra job.
+/// Records 200 deliveries of 100 events, all at once, and checks that each event was
+/// recorded once. Every delivery carries a job with its own key, so a duplicate that
+/// slipped through would show up as an extra job.
+async fn deliver_concurrently(store: &Arc<Backend>) {
     let mut tasks = tokio::task::JoinSet::new();
     for call in 0..200 {
         let store = store.clone();
@@ -124,47 +122,64 @@ async fn concurrent_deliveries_record_each_event_once_and_survive_reopening() {
         store.jobs_in(JobState::Pending, 1000).await.unwrap().len(),
         100
     );
+}
 
-    store.close().await;
-    drop(store);
-    let reopened = db.open().await;
-    for event in 0..100 {
-        let id = format!("evt_{event}");
-        assert!(
-            reopened.webhook("mock", &id).await.unwrap().is_some(),
-            "{id} lost"
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_record_each_event_once() {
+    let (_db, store) = store().await;
+    deliver_concurrently(&Arc::new(store)).await;
+}
+
+persistent! {
+    use crate::common::TempDb;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_deliveries_record_each_event_once_and_survive_reopening() {
+        let db = TempDb::new();
+        let store = Arc::new(db.open().await);
+        deliver_concurrently(&store).await;
+
+        store.close().await;
+        drop(store);
+        let reopened = db.open().await;
+        for event in 0..100 {
+            let id = format!("evt_{event}");
+            assert!(
+                reopened.webhook("mock", &id).await.unwrap().is_some(),
+                "{id} lost"
+            );
+        }
+        assert_eq!(
+            reopened
+                .jobs_in(JobState::Pending, 1000)
+                .await
+                .unwrap()
+                .len(),
+            100
         );
     }
-    assert_eq!(
-        reopened
-            .jobs_in(JobState::Pending, 1000)
-            .await
-            .unwrap()
-            .len(),
-        100
-    );
-}
 
-#[tokio::test]
-async fn an_answered_webhook_is_on_disk_even_if_the_store_is_dropped_without_closing() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    store.record_webhook(webhook("evt_1", None)).await.unwrap();
-    drop(store);
+    #[tokio::test]
+    async fn an_answered_webhook_is_on_disk_even_if_the_store_is_dropped_without_closing() {
+        let db = TempDb::new();
+        let store = db.open().await;
+        store.record_webhook(webhook("evt_1", None)).await.unwrap();
+        drop(store);
 
-    let reopened = db.open().await;
-    assert!(reopened.webhook("mock", "evt_1").await.unwrap().is_some());
-}
+        let reopened = db.open().await;
+        assert!(reopened.webhook("mock", "evt_1").await.unwrap().is_some());
+    }
 
-#[tokio::test]
-async fn recording_after_close_fails_and_records_nothing() {
-    let db = TempDb::new();
-    let store = db.open().await;
-    store.close().await;
-    assert!(store.record_webhook(webhook("evt_1", None)).await.is_err());
-    // Closing twice is harmless.
-    store.close().await;
+    #[tokio::test]
+    async fn recording_after_close_fails_and_records_nothing() {
+        let db = TempDb::new();
+        let store = db.open().await;
+        store.close().await;
+        assert!(store.record_webhook(webhook("evt_1", None)).await.is_err());
+        // Closing twice is harmless.
+        store.close().await;
 
-    let reopened = db.open().await;
-    assert!(reopened.webhook("mock", "evt_1").await.unwrap().is_none());
+        let reopened = db.open().await;
+        assert!(reopened.webhook("mock", "evt_1").await.unwrap().is_none());
+    }
 }

@@ -206,6 +206,22 @@ impl MemStore {
         self.state.lock().webhooks.clone()
     }
 
+    /// A recorded webhook, as received, like the real stores' `webhook`. Inspection only:
+    /// it never fails, not even after [`MemStore::fail_next`].
+    pub async fn webhook(
+        &self,
+        provider: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredWebhook>, StoreError> {
+        Ok(self
+            .state
+            .lock()
+            .webhooks
+            .iter()
+            .find(|w| w.provider == provider && w.event_id == event_id)
+            .cloned())
+    }
+
     /// Every session.
     pub fn sessions(&self) -> Vec<Session> {
         self.state.lock().sessions.values().cloned().collect()
