@@ -96,3 +96,61 @@ async fn debug_shows_the_database_file_and_nothing_from_the_url() {
     assert!(!debug.contains("sqlite://"), "{debug}");
     assert!(!debug.contains("mode=rwc"), "{debug}");
 }
+
+#[tokio::test]
+async fn a_batch_the_database_refuses_records_nothing_of_it_and_the_writer_carries_on() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    // A trigger makes the database refuse one webhook, as a full disk or a broken file
+    // would refuse a whole batch.
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON webhook_inbox \
+         WHEN NEW.event_id = 'evt_poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    // Sent together, the others may share the poisoned batch: whoever is answered with an
+    // error must have nothing recorded, whoever is answered Ok must be recorded.
+    let ids: Vec<String> = (0..20).map(|i| format!("evt_{i}")).collect();
+    let mut calls = vec![store.record_webhook(webhook("evt_poison", None))];
+    for id in &ids {
+        calls.push(store.record_webhook(webhook(id, None)));
+    }
+    let results = futures::future::join_all(calls).await;
+    assert!(
+        results[0].is_err(),
+        "the refused webhook is not answered Ok"
+    );
+    assert!(store.webhook("mock", "evt_poison").await.unwrap().is_none());
+    for (id, result) in ids.iter().zip(&results[1..]) {
+        let stored = store.webhook("mock", id).await.unwrap().is_some();
+        assert_eq!(
+            result.is_ok(),
+            stored,
+            "{id}: answered {result:?}, stored: {stored}"
+        );
+    }
+
+    // The writer starts the next batch on a fresh connection and records as before.
+    sqlx::query("DROP TRIGGER poison")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .record_webhook(webhook("evt_after", None))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        store
+            .record_webhook(webhook("evt_poison", None))
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+}
