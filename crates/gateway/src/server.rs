@@ -115,6 +115,8 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
             client_secret: secret.expose().to_string(),
             faults: sandbox_faults,
             hooks: Some(hooks),
+            // The embedded Hantera is one with the bridge app installed, rules included.
+            rules: hantera_sandbox::Rules::bridge_app(),
             ..Default::default()
         })
     });
@@ -288,6 +290,7 @@ pub async fn run_sandbox(listen: &str, hooks: Option<SandboxHooks>) -> anyhow::R
         hooks: hooks.map(|h| {
             hantera_sandbox::HookTarget::new(h.gateway_url, h.hook_token.expose().to_string())
         }),
+        rules: hantera_sandbox::Rules::bridge_app(),
         ..Default::default()
     });
     // The sandbox's router lets any origin call its ingress already.

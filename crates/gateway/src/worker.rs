@@ -223,7 +223,9 @@ async fn complete(ctx: &JobCtx<'_>) -> Attempt {
                 CompletionOutcome::NotAuthorized { status } if authorized => {
                     Attempt::Retry(format!("the PSP still says {status}"))
                 }
-                CompletionOutcome::Completed { .. } | CompletionOutcome::AlreadyCompleted => {
+                CompletionOutcome::Completed { .. }
+                | CompletionOutcome::AlreadyCompleted
+                | CompletionOutcome::Underpaid { .. } => {
                     after_completion(state, provider.as_ref(), &psp_ref).await;
                     Attempt::Done
                 }

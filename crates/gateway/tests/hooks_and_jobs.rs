@@ -461,7 +461,7 @@ async fn a_refused_capture_fails_once_with_the_reason_and_an_activity_entry_unti
         &w,
         "/hantera/hooks/OnPaymentCapture",
         Some(TOKEN),
-        &capture_hook(payment_id, "pay_1", "cap-9", "500.00"),
+        &capture_hook(payment_id, "pay_1", "cap-9", "100.00"),
     )
     .await;
     let (_, reason) = until("the capture job to fail", || {
@@ -490,6 +490,43 @@ async fn a_refused_capture_fails_once_with_the_reason_and_an_activity_entry_unti
     assert_eq!(calls[0].0, "hantera-capture-cap-9");
     assert_eq!(calls[1].0, "hantera-capture-cap-9-r1");
     assert_eq!(w.hantera.payment(payment_id).unwrap().charges.len(), 1);
+}
+
+#[tokio::test]
+async fn a_capture_above_the_authorization_captures_only_what_was_authorized_and_fails_visibly_once(
+) {
+    let w = world("");
+    let payment_id = seed_payment(&w, "pay_1", 10_000);
+    post(
+        &w,
+        "/hantera/hooks/OnPaymentCapture",
+        Some(TOKEN),
+        &capture_hook(payment_id, "pay_1", "cap-9", "500.00"),
+    )
+    .await;
+    let (_, reason) = until("the capture job to fail", || {
+        capture_job_state(&w).filter(|(s, _)| *s == JobState::Failed)
+    })
+    .await;
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("500.00 SEK") && reason.contains("100.00 SEK"),
+        "the shortfall names both amounts: {reason}"
+    );
+    let calls = w.provider.captures.lock().clone();
+    assert_eq!(calls.len(), 1, "captured once, not retried");
+    assert_eq!(
+        calls[0].1, 10_000,
+        "the PSP is never asked for more than was authorized"
+    );
+    let payment = w.hantera.payment(payment_id).unwrap();
+    assert_eq!(payment.charges.len(), 1);
+    assert_eq!(
+        payment.charges[0].amount,
+        rust_decimal::Decimal::new(10_000, 2)
+    );
+    assert_eq!(payment.tags, ["capture-shortfall"]);
+    assert!(payment.activity.iter().any(|a| a.contains("cap-9")));
 }
 
 #[tokio::test]

@@ -500,6 +500,32 @@ impl Hantera for HanteraClient {
         .map(drop)
     }
 
+    /// Tags a payment and logs why, in one batch. Tags are a set; a repeated activity entry
+    /// is the worst a retry can do, so the call is sent once and the caller decides.
+    async fn flag_payment(
+        &self,
+        payment_id: Uuid,
+        tag: &str,
+        message: &str,
+    ) -> Result<(), HanteraError> {
+        let body = Body::json(&serde_json::json!([{
+            "type": "applyCommands",
+            "body": { "commands": [
+                { "type": "addTag", "key": tag },
+                { "type": "addActivityLog", "messageTemplate": message },
+            ] }
+        }]))?;
+        self.resource_call(
+            Method::POST,
+            &wire::payment_actor_path(payment_id),
+            &body,
+            1,
+        )
+        .await?
+        .into_success()
+        .map(drop)
+    }
+
     /// Sets dynamic fields on a cart. Setting the same values again changes nothing, so the
     /// call is retried like a read.
     async fn set_cart_fields(

@@ -136,7 +136,10 @@ pub(crate) async fn reset(State(shared): State<Arc<Shared>>) -> Json<Value> {
 
 pub(crate) fn reset_state(shared: &Shared) {
     let mut state = shared.state.lock();
-    state.world = World::default();
+    state.world = World {
+        rules: shared.initial_rules,
+        ..World::default()
+    };
     state.journal.clear();
     state.injected = Default::default();
     state.faults = shared.initial_faults.clone();
@@ -152,6 +155,26 @@ pub(crate) async fn journal(State(shared): State<Arc<Shared>>) -> Json<Vec<Journ
 
 pub(crate) async fn injected(State(shared): State<Arc<Shared>>) -> Json<crate::faults::Injected> {
     Json(shared.state.lock().injected.clone())
+}
+
+pub(crate) async fn get_rules(State(shared): State<Arc<Shared>>) -> Json<crate::rules::Rules> {
+    Json(shared.state.lock().world.rules)
+}
+
+/// Installs or removes the bridge app's rules, as a merchant would in Hantera's portal.
+pub(crate) async fn put_rules(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Json<crate::rules::Rules>, ApiError> {
+    let rules: crate::rules::Rules = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_BODY",
+            format!("expected {{paymentsCoverTotal}}: {e}"),
+        )
+    })?;
+    shared.state.lock().world.rules = rules;
+    Ok(Json(rules))
 }
 
 pub(crate) async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<Faults> {

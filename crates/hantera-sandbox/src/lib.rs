@@ -30,6 +30,7 @@ mod faults;
 mod graph;
 mod hooks;
 mod inspect;
+mod rules;
 mod state;
 
 use std::fmt;
@@ -43,6 +44,7 @@ use parking_lot::Mutex;
 pub use cors::allow_cross_origin;
 pub use faults::Faults;
 pub use hooks::HookTarget;
+pub use rules::Rules;
 
 use catalog::Catalog;
 use hooks::Hooks;
@@ -63,6 +65,8 @@ pub struct SandboxConfig {
     /// Where to forward `OnCartMutation` and `OnPaymentCapture`; `None` forwards
     /// nothing.
     pub hooks: Option<HookTarget>,
+    /// The bridge app's rules installed from the start (none by default: a bare Hantera).
+    pub rules: Rules,
 }
 
 impl Default for SandboxConfig {
@@ -73,6 +77,7 @@ impl Default for SandboxConfig {
             token_ttl: Duration::from_secs(3600),
             faults: Faults::default(),
             hooks: None,
+            rules: Rules::default(),
         }
     }
 }
@@ -106,10 +111,11 @@ impl fmt::Debug for Sandbox {
 impl Sandbox {
     /// A sandbox with the seeded catalog and no payments, carts or tokens.
     pub fn new(config: SandboxConfig) -> Self {
-        let inner = Inner {
+        let mut inner = Inner {
             faults: config.faults.clone(),
             ..Inner::default()
         };
+        inner.world.rules = config.rules;
         let (events, _) = tokio::sync::broadcast::channel(events::EVENT_BUFFER);
         let (closing, _) = tokio::sync::watch::channel(false);
         let sandbox = Self {
@@ -119,6 +125,7 @@ impl Sandbox {
                 token_ttl: config.token_ttl,
                 catalog: Catalog::seed(),
                 initial_faults: config.faults,
+                initial_rules: config.rules,
                 events,
                 closing,
                 hooks: Hooks::new(config.hooks),
@@ -189,7 +196,11 @@ impl Sandbox {
                 "/sandbox/faults",
                 get(inspect::get_faults).put(inspect::put_faults),
             )
-            .route("/sandbox/faults/injected", get(inspect::injected));
+            .route("/sandbox/faults/injected", get(inspect::injected))
+            .route(
+                "/sandbox/rules",
+                get(inspect::get_rules).put(inspect::put_rules),
+            );
         // Hooks queued before a runtime existed start flowing once one serves the router.
         hooks::start(&self.shared);
         emulated.merge(inspection).with_state(shared)

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) catalog: Catalog,
     /// The faults configured at start, which a reset goes back to.
     pub(crate) initial_faults: Faults,
+    /// The bridge app's rules configured at start, which a reset goes back to.
+    pub(crate) initial_rules: crate::rules::Rules,
     /// Every change to a cart, for the SSE streams of `/ingress/commerce/carts/{id}/events`.
     pub(crate) events: tokio::sync::broadcast::Sender<CartEvent>,
     /// Set once to end every SSE stream, so that a server shutting down gracefully is
@@ -73,6 +75,8 @@ pub(crate) struct World {
     pub(crate) last_cart_number: u64,
     /// A counter that orders records by creation, for listings.
     pub(crate) last_created: u64,
+    /// The bridge app's rules in force.
+    pub(crate) rules: crate::rules::Rules,
 }
 
 /// Numbers start here, so that the first order is `O1001` and the first payment with
@@ -156,6 +160,11 @@ impl<'w> Txn<'w> {
             base,
             changes: Changes::default(),
         }
+    }
+
+    /// The bridge app's rules in force for this batch.
+    pub(crate) fn rules(&self) -> crate::rules::Rules {
+        self.base.rules
     }
 
     pub(crate) fn into_changes(self) -> Changes {

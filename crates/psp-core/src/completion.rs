@@ -9,16 +9,24 @@
 //!    for the same cart is recognised as a double payment instead of completing twice;
 //! 4. the payment is found by external reference or created at an id derived from
 //!    (provider, PSP id), so a retried create answers `ALREADY_EXISTS`;
-//! 5. `createRelation` and `complete` go to the cart in one atomic batch; on an error the
-//!    cart is re-read, and completed means done.
+//! 5. the cart is read again immediately before the batch and its total compared once
+//!    more, so a cart that changed during the steps above is not completed;
+//! 6. `createRelation` and `complete` go to the cart in one atomic batch; on an error the
+//!    cart is re-read, and completed means done;
+//! 7. the completed cart is read once more: a total above what was authorized (the cart
+//!    changed between the last read and `complete`, which Hantera cannot refuse without
+//!    the bridge app's rule) makes the completion `underpaid`, a final state that tags the
+//!    Hantera payment and waits for a person. Nothing ends silently.
 //!
 //! Architecture invariant: the payment exists and is linked before `complete` is sent.
+//! Architecture invariant: a cart completed by the gateway either costs exactly what was
+//! authorized, or its completion is `underpaid` and flagged in Hantera.
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::cart::CartState;
+use crate::cart::{CartState, RenderedCart};
 use crate::money::Money;
 use crate::ports::{
     CompletionState, CompletionUpdate, CreateOutcome, Hantera, HanteraError, NewJob, NewPayment,
@@ -39,6 +47,9 @@ pub fn payment_id_for(provider: &str, psp_ref: &str) -> Uuid {
 
 /// The job kind that voids a double payment at the PSP.
 pub const VOID_JOB: &str = "void";
+
+/// The tag an underpaid payment gets in Hantera, where a person finds it.
+pub const UNDERPAID_TAG: &str = "underpaid";
 
 /// How a completion ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +82,14 @@ pub enum CompletionOutcome {
         /// Whether a void was scheduled.
         void_scheduled: bool,
     },
+    /// The cart was completed with this payment, but it costs more than was authorized;
+    /// recorded as final, the payment tagged, for a person to settle.
+    Underpaid {
+        /// The Hantera payment.
+        payment_id: Uuid,
+        /// Both amounts, in words.
+        reason: String,
+    },
 }
 
 impl CompletionOutcome {
@@ -83,6 +102,7 @@ impl CompletionOutcome {
             CompletionOutcome::PaymentEnded { .. } => "payment_ended",
             CompletionOutcome::NeedsAttention { .. } => "needs_attention",
             CompletionOutcome::DoublePayment { .. } => "double_payment",
+            CompletionOutcome::Underpaid { .. } => "underpaid",
         }
     }
 }
@@ -153,6 +173,8 @@ struct Ctx<'a> {
     provider: &'a dyn Provider,
     psp_ref: &'a str,
     cart_id: Uuid,
+    /// What the PSP authorized.
+    amount: Money,
 }
 
 impl Completer {
@@ -181,6 +203,12 @@ impl Completer {
                 CompletionState::DoublePayment => {
                     return Ok(CompletionOutcome::DoublePayment {
                         void_scheduled: provider.capabilities().void,
+                    })
+                }
+                CompletionState::Underpaid => {
+                    return Ok(CompletionOutcome::Underpaid {
+                        payment_id: done.payment_id.unwrap_or_default(),
+                        reason: done.reason.unwrap_or_default(),
                     })
                 }
                 _ => {}
@@ -223,15 +251,13 @@ impl Completer {
             provider,
             psp_ref,
             cart_id,
+            amount,
         };
-        self.complete_locked(&ctx, amount).await
+        self.complete_locked(&ctx).await
     }
 
-    async fn complete_locked(
-        &self,
-        ctx: &Ctx<'_>,
-        amount: Money,
-    ) -> Result<CompletionOutcome, CompletionError> {
+    async fn complete_locked(&self, ctx: &Ctx<'_>) -> Result<CompletionOutcome, CompletionError> {
+        let amount = ctx.amount;
         let current = self
             .advance(ctx, CompletionState::Started, None, None)
             .await?;
@@ -247,30 +273,8 @@ impl Completer {
                 )
                 .await;
         };
-        match cart.cart_state {
-            CartState::Open => {}
-            CartState::Completed => return self.already_completed(ctx).await,
-            CartState::Rejected => {
-                return self.double_payment(ctx, "the cart was rejected").await;
-            }
-        }
-
-        // Integrity: exactly the cart's total, in the cart's currency, or nothing.
-        let total = match cart.total() {
-            Ok(t) => t,
-            Err(e) => {
-                return self
-                    .attention(ctx, format!("the cart total cannot be paid: {e}"))
-                    .await
-            }
-        };
-        if total != amount {
-            return self
-                .attention(
-                    ctx,
-                    format!("authorized {amount} but the cart total is {total}"),
-                )
-                .await;
+        if let Some(ended) = self.check_open_cart(ctx, &cart, "").await? {
+            return Ok(ended);
         }
 
         let claim = self
@@ -293,6 +297,28 @@ impl Completer {
         self.advance(ctx, CompletionState::PaymentCreated, Some(payment_id), None)
             .await?;
 
+        // The steps above took several round trips, in which the customer may have changed
+        // the cart (another tab, any storefront call). The last read is made as close to
+        // the batch as it can be; what still slips in between is caught after `complete`.
+        let Some(cart) = self.hantera.get_cart(ctx.cart_id).await? else {
+            return self
+                .attention(
+                    ctx,
+                    format!("cart {} does not exist in Hantera", ctx.cart_id),
+                )
+                .await;
+        };
+        if let Some(ended) = self
+            .check_open_cart(
+                ctx,
+                &cart,
+                " (it changed while the payment was being created)",
+            )
+            .await?
+        {
+            return Ok(ended);
+        }
+
         match self
             .hantera
             .link_and_complete(ctx.cart_id, payment_id)
@@ -303,16 +329,36 @@ impl Completer {
                 // The batch may have been applied even though we saw an error (a lost
                 // answer), or another worker may have completed it: re-read.
                 let cart = self.hantera.get_cart(ctx.cart_id).await?;
-                match cart.map(|c| c.cart_state) {
+                match cart {
                     // No answer: our batch may have been applied, and since we hold the
                     // claim, a completed cart is our completion.
-                    Some(CartState::Completed) if err.is_transient() => {}
+                    Some(cart) if cart.cart_state == CartState::Completed && err.is_transient() => {
+                        return self.settle_completed(ctx, &cart, payment_id, true).await;
+                    }
                     // A definite refusal means our batch changed nothing (batches are
                     // atomic): someone else completed the cart, another process with the
                     // same payment or not, and that decides what this attempt was.
-                    Some(CartState::Completed) => return self.already_completed(ctx).await,
+                    Some(cart) if cart.cart_state == CartState::Completed => {
+                        return self.already_completed(ctx, &cart).await
+                    }
                     _ if err.is_transient() => return Err(err.into()),
-                    _ => {
+                    Some(cart) => {
+                        // The bridge app's rule refuses `complete` when the linked
+                        // authorizations do not cover the cart: say which amounts.
+                        let why = match cart.total() {
+                            Ok(total) if total != amount => {
+                                format!("authorized {amount} but the cart total is now {total}")
+                            }
+                            _ => "the cart is still open".to_string(),
+                        };
+                        return self
+                            .attention(
+                                ctx,
+                                format!("Hantera refused to complete the cart ({why}): {err}"),
+                            )
+                            .await;
+                    }
+                    None => {
                         return self
                             .attention(ctx, format!("Hantera refused to complete the cart: {err}"))
                             .await
@@ -320,13 +366,142 @@ impl Completer {
                 }
             }
         }
+        // What was completed is what Hantera holds now, not what was read before: a change
+        // that raced the batch shows here.
+        let Some(cart) = self.hantera.get_cart(ctx.cart_id).await? else {
+            return Err(CompletionError::Transient(format!(
+                "cart {} vanished right after it was completed",
+                ctx.cart_id
+            )));
+        };
+        self.settle_completed(ctx, &cart, payment_id, true).await
+    }
+
+    /// Checks an open cart against the authorization before anything is sent to complete
+    /// it: a cart that is no longer open, or whose total is not exactly what was
+    /// authorized, ends the attempt with the outcome returned.
+    async fn check_open_cart(
+        &self,
+        ctx: &Ctx<'_>,
+        cart: &RenderedCart,
+        when: &str,
+    ) -> Result<Option<CompletionOutcome>, CompletionError> {
+        match cart.cart_state {
+            CartState::Open => {}
+            CartState::Completed => return self.already_completed(ctx, cart).await.map(Some),
+            CartState::Rejected => {
+                return self
+                    .double_payment(ctx, "the cart was rejected")
+                    .await
+                    .map(Some);
+            }
+        }
+        // Integrity: exactly the cart's total, in the cart's currency, or nothing.
+        let reason = match cart.total() {
+            Ok(total) if total == ctx.amount => return Ok(None),
+            Ok(total) => format!(
+                "authorized {} but the cart total is {total}{when}",
+                ctx.amount
+            ),
+            Err(e) => format!("the cart total cannot be paid: {e}"),
+        };
+        self.attention(ctx, reason).await.map(Some)
+    }
+
+    /// Records a cart completed with our payment: `completed` when it costs what was
+    /// authorized, `underpaid` (final, the payment flagged in Hantera) when it does not.
+    async fn settle_completed(
+        &self,
+        ctx: &Ctx<'_>,
+        cart: &RenderedCart,
+        payment_id: Uuid,
+        now: bool,
+    ) -> Result<CompletionOutcome, CompletionError> {
+        if let Some(reason) = underpayment(ctx.provider.id(), ctx.amount, cart) {
+            return self.underpaid(ctx, payment_id, reason).await;
+        }
         self.advance(ctx, CompletionState::Completed, Some(payment_id), None)
             .await?;
         self.store
             .set_session_status(ctx.provider.id(), ctx.psp_ref, SessionStatus::Completed)
             .await?;
+        if !now {
+            return Ok(CompletionOutcome::AlreadyCompleted);
+        }
         tracing::info!(provider = ctx.provider.id(), psp_ref = ctx.psp_ref, cart_id = %ctx.cart_id, %payment_id, "cart completed");
         Ok(CompletionOutcome::Completed { payment_id })
+    }
+
+    /// Checks a cart that the gateway completed (its record says `completed`) against what
+    /// the PSP authorized, for work that reads the cart later, such as a cart-sync job. A
+    /// total other than the authorization turns the record `underpaid`, as a completion
+    /// would. Answers the outcome when this call made it underpaid.
+    pub async fn audit_completed(
+        &self,
+        provider: &dyn Provider,
+        psp_ref: &str,
+        cart: &RenderedCart,
+    ) -> Result<Option<CompletionOutcome>, CompletionError> {
+        let Some(record) = self.store.completion(provider.id(), psp_ref).await? else {
+            return Ok(None);
+        };
+        let (CompletionState::Completed, Some(payment_id)) = (record.state, record.payment_id)
+        else {
+            // Not completed by us, or already settled one way or the other; an unfinished
+            // completion checks the total itself when it resumes.
+            return Ok(None);
+        };
+        // What was authorized is the PSP's word: a session's amount is what checkout asked
+        // for, which a sync may have changed before the customer paid.
+        let authorized = match provider.fetch(psp_ref).await?.status {
+            PspStatus::Authorized { amount } | PspStatus::Captured { amount } => amount,
+            _ => return Ok(None),
+        };
+        let Some(reason) = underpayment(provider.id(), authorized, cart) else {
+            return Ok(None);
+        };
+        let ctx = Ctx {
+            provider,
+            psp_ref,
+            cart_id: record.cart_id,
+            amount: authorized,
+        };
+        self.underpaid(&ctx, payment_id, reason).await.map(Some)
+    }
+
+    /// Makes a completion `underpaid`: the Hantera payment is tagged and its activity log
+    /// says why, then the record is final. Flagging first means a failure to reach Hantera
+    /// leaves the record unfinished, so the next attempt flags again instead of never.
+    async fn underpaid(
+        &self,
+        ctx: &Ctx<'_>,
+        payment_id: Uuid,
+        reason: String,
+    ) -> Result<CompletionOutcome, CompletionError> {
+        tracing::error!(provider = ctx.provider.id(), psp_ref = ctx.psp_ref, cart_id = %ctx.cart_id, %payment_id, %reason, "cart completed for more than was authorized");
+        match self
+            .hantera
+            .flag_payment(payment_id, UNDERPAID_TAG, &reason)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(e.into()),
+            // A refusal must not hide the finding: the record and the metric still hold it.
+            Err(e) => {
+                tracing::error!(%payment_id, error = %e, "Hantera refused to tag an underpaid payment")
+            }
+        }
+        self.advance(
+            ctx,
+            CompletionState::Underpaid,
+            Some(payment_id),
+            Some(reason.clone()),
+        )
+        .await?;
+        self.store
+            .set_session_status(ctx.provider.id(), ctx.psp_ref, SessionStatus::Completed)
+            .await?;
+        Ok(CompletionOutcome::Underpaid { payment_id, reason })
     }
 
     async fn find_or_create_payment(
@@ -360,7 +535,11 @@ impl Completer {
         }
     }
 
-    async fn already_completed(&self, ctx: &Ctx<'_>) -> Result<CompletionOutcome, CompletionError> {
+    async fn already_completed(
+        &self,
+        ctx: &Ctx<'_>,
+        cart: &RenderedCart,
+    ) -> Result<CompletionOutcome, CompletionError> {
         let claimed = self
             .store
             .cart_claim(ctx.cart_id)
@@ -383,13 +562,10 @@ impl Completer {
                     .is_some_and(|ids| ids.contains(&id)),
                 None => false,
             };
-            if related {
-                self.advance(ctx, CompletionState::Completed, payment_id, None)
-                    .await?;
-                self.store
-                    .set_session_status(ctx.provider.id(), ctx.psp_ref, SessionStatus::Completed)
-                    .await?;
-                return Ok(CompletionOutcome::AlreadyCompleted);
+            if let (true, Some(payment_id)) = (related, payment_id) {
+                // Ours, perhaps completed by an attempt that crashed before it could check
+                // the total: check it now.
+                return self.settle_completed(ctx, cart, payment_id, false).await;
             }
             return self
                 .double_payment(
@@ -473,5 +649,18 @@ impl Completer {
                 reason,
             })
             .await?)
+    }
+}
+
+/// Why a completed cart costs more (or other) than what was authorized, if it does.
+fn underpayment(provider: &str, authorized: Money, cart: &RenderedCart) -> Option<String> {
+    match cart.total() {
+        Ok(total) if total == authorized => None,
+        Ok(total) => Some(format!(
+            "underpaid: the cart was completed with a total of {total}, but the {provider} payment authorized {authorized}"
+        )),
+        Err(e) => Some(format!(
+            "underpaid: the completed cart's total cannot be compared with the {provider} authorization of {authorized}: {e}"
+        )),
     }
 }

@@ -157,6 +157,16 @@ pub trait Hantera: Send + Sync + 'static {
         message: &str,
     ) -> Result<(), HanteraError>;
 
+    /// Tags a payment and adds an activity log entry, in one batch: how the gateway shows a
+    /// person a payment that needs them (an underpaid order, a capture refused). Tags are a
+    /// set, so a repeat adds no second tag.
+    async fn flag_payment(
+        &self,
+        payment_id: Uuid,
+        tag: &str,
+        message: &str,
+    ) -> Result<(), HanteraError>;
+
     /// Sets dynamic fields on a cart (for example a provider's sync hashes); `null`
     /// removes a field.
     async fn set_cart_fields(
@@ -310,6 +320,9 @@ pub enum CompletionState {
     Completed,
     /// The cart was already paid by another payment: this one is a double payment.
     DoublePayment,
+    /// The cart was completed with this payment, but its total ended up above what was
+    /// authorized (it changed while the completion ran). Final: a person must settle it.
+    Underpaid,
 }
 
 impl CompletionState {
@@ -320,6 +333,21 @@ impl CompletionState {
             CompletionState::PaymentCreated => 1,
             CompletionState::NeedsAttention => 2,
             CompletionState::Completed | CompletionState::DoublePayment => 3,
+            CompletionState::Underpaid => 4,
+        }
+    }
+
+    /// Whether a record in this state may move to `to`. The state only moves up by
+    /// [`CompletionState::rank`], and of the final states only `completed` is ever left:
+    /// for `underpaid`, because a completed cart can be found to cost more than was
+    /// authorized after it was recorded (a crash between `complete` and the check, or a
+    /// cart-sync job that reads the completed cart). A double payment never becomes
+    /// underpaid: it did not pay the cart.
+    pub fn may_become(self, to: CompletionState) -> bool {
+        match self {
+            CompletionState::Completed => to == CompletionState::Underpaid,
+            CompletionState::DoublePayment | CompletionState::Underpaid => false,
+            _ => to.rank() > self.rank(),
         }
     }
 
@@ -331,6 +359,7 @@ impl CompletionState {
             CompletionState::PaymentCreated => "payment_created",
             CompletionState::Completed => "completed",
             CompletionState::DoublePayment => "double_payment",
+            CompletionState::Underpaid => "underpaid",
         }
     }
 
@@ -342,13 +371,14 @@ impl CompletionState {
             "payment_created" => CompletionState::PaymentCreated,
             "completed" => CompletionState::Completed,
             "double_payment" => CompletionState::DoublePayment,
+            "underpaid" => CompletionState::Underpaid,
             _ => return None,
         })
     }
 
     /// Whether nothing more will happen without a person.
     pub fn is_final(self) -> bool {
-        self.rank() == 3
+        self.rank() >= 3
     }
 }
 

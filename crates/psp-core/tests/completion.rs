@@ -247,9 +247,12 @@ async fn an_authorized_payment_completes_the_cart_and_the_payment_is_created_bef
             Op::GetCart,
             Op::FindPayment,
             Op::CreatePayment,
-            Op::LinkAndComplete
+            Op::GetCart,
+            Op::LinkAndComplete,
+            Op::GetCart,
         ],
-        "the cart is read, the payment looked up and created, then linked and completed"
+        "the cart is read, the payment looked up and created, the cart read again right \
+         before it is linked and completed, and read once more to check what was completed"
     );
     let created = w.hantera.first_applied(Op::CreatePayment).unwrap();
     let linked = w.hantera.first_applied(Op::LinkAndComplete).unwrap();
@@ -904,9 +907,10 @@ async fn a_crash_after_hantera_completed_the_cart_is_recorded_as_completed_on_th
     let cart_id = w.cart_paid_with("pay_1", sek(100), authorized(sek(100)));
     w.open_session(cart_id, "pay_1", sek(100)).await;
     // The batch is applied but its answer lost, and the re-read fails too: the worker
-    // gives up not knowing the cart is completed.
+    // gives up not knowing the cart is completed. (The cart is read twice before the
+    // batch: first, and again right before it.)
     w.hantera.apply_then_lose_answer(Op::LinkAndComplete, 1);
-    w.hantera.pass_next(Op::GetCart, 1);
+    w.hantera.pass_next(Op::GetCart, 2);
     w.hantera.fail_next(Op::GetCart, 1);
 
     assert!(w.complete("pay_1").await.unwrap_err().is_transient());
@@ -1062,4 +1066,214 @@ async fn a_taken_external_reference_that_cannot_be_found_is_transient() {
     assert_eq!(w.hantera.count(Op::LinkAndComplete), 0);
     completed(&w.complete("pay_1").await.unwrap());
     assert_eq!(w.hantera.payments().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// A cart that changes while it is being completed
+// ---------------------------------------------------------------------------------------
+
+fn underpaid(outcome: &CompletionOutcome) -> (Uuid, String) {
+    match outcome {
+        CompletionOutcome::Underpaid { payment_id, reason } => (*payment_id, reason.clone()),
+        other => panic!("expected Underpaid, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_cart_that_grows_while_the_payment_is_created_is_not_completed() {
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
+    let hold = w.hantera.hold_next(Op::CreatePayment);
+    let completing = w.complete("pay_1");
+    let grow = async {
+        hold.reached().await;
+        // The customer adds an item in another tab.
+        w.hantera.set_cart_total(cart_id, sek(50_000));
+        hold.release();
+    };
+    let (outcome, ()) = tokio::join!(completing, grow);
+
+    let CompletionOutcome::NeedsAttention { reason } = outcome.unwrap() else {
+        panic!("a cart that changed before complete must not be completed")
+    };
+    assert!(
+        reason.contains("100.00 SEK") && reason.contains("500.00 SEK"),
+        "{reason}"
+    );
+    assert_eq!(w.hantera.cart_state(cart_id), Some(CartState::Open));
+    assert_eq!(w.hantera.count(Op::LinkAndComplete), 0);
+    assert_eq!(
+        w.record("pay_1").await.unwrap().state,
+        CompletionState::NeedsAttention
+    );
+}
+
+#[tokio::test]
+async fn a_cart_that_grows_between_the_last_read_and_complete_is_underpaid_and_flagged_in_hantera()
+{
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
+    w.open_session(cart_id, "pay_1", sek(10_000)).await;
+    let hold = w.hantera.hold_next(Op::LinkAndComplete);
+    let completing = w.complete("pay_1");
+    let grow = async {
+        hold.reached().await;
+        w.hantera.set_cart_total(cart_id, sek(50_000));
+        hold.release();
+    };
+    let (outcome, ()) = tokio::join!(completing, grow);
+
+    let (payment_id, reason) = underpaid(&outcome.unwrap());
+    assert_eq!(payment_id, payment_id_for(PROVIDER, "pay_1"));
+    assert!(
+        reason.contains("100.00 SEK") && reason.contains("500.00 SEK"),
+        "the reason names both amounts: {reason}"
+    );
+    // Hantera (without the bridge app's rule) completed it: the finding is recorded as
+    // final, and the payment carries the tag and the entry a person reads.
+    assert_eq!(w.hantera.cart_state(cart_id), Some(CartState::Completed));
+    let record = w.record("pay_1").await.unwrap();
+    assert_eq!(record.state, CompletionState::Underpaid);
+    assert_eq!(record.reason.as_deref(), Some(reason.as_str()));
+    let payment = w.hantera.payment(payment_id).unwrap();
+    assert_eq!(payment.tags, ["underpaid"]);
+    assert_eq!(payment.activity, [reason.clone()]);
+    assert_eq!(w.session_status(cart_id).await, SessionStatus::Completed);
+
+    // A repeat answers from the record and flags nothing twice.
+    let calls = w.hantera.calls().len();
+    assert_eq!(underpaid(&w.complete("pay_1").await.unwrap()).1, reason);
+    assert_eq!(w.hantera.calls().len(), calls);
+}
+
+#[tokio::test]
+async fn a_crash_before_the_completed_total_was_checked_is_found_underpaid_on_the_next_run() {
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
+    w.open_session(cart_id, "pay_1", sek(10_000)).await;
+    // Complete is applied but its answer is lost and the re-read fails: the attempt ends
+    // without having seen what was completed.
+    w.hantera.apply_then_lose_answer(Op::LinkAndComplete, 1);
+    w.hantera.pass_next(Op::GetCart, 2);
+    w.hantera.fail_next(Op::GetCart, 1);
+    assert!(w.complete("pay_1").await.unwrap_err().is_transient());
+    // What was completed costs more than the authorization.
+    w.hantera.set_cart_total(cart_id, sek(12_000));
+
+    let outcome = w.another_process().complete(&*w.provider, "pay_1").await;
+    let (payment_id, reason) = underpaid(&outcome.unwrap());
+    assert!(reason.contains("120.00 SEK"), "{reason}");
+    assert_eq!(
+        w.record("pay_1").await.unwrap().state,
+        CompletionState::Underpaid
+    );
+    assert_eq!(w.hantera.payment(payment_id).unwrap().tags, ["underpaid"]);
+    assert_eq!(w.hantera.applied(Op::LinkAndComplete), 1);
+}
+
+#[tokio::test]
+async fn flagging_an_underpaid_payment_is_retried_when_hantera_does_not_answer() {
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
+    let hold = w.hantera.hold_next(Op::LinkAndComplete);
+    w.hantera.fail_next(Op::FlagPayment, 1);
+    let completing = w.complete("pay_1");
+    let grow = async {
+        hold.reached().await;
+        w.hantera.set_cart_total(cart_id, sek(50_000));
+        hold.release();
+    };
+    let (outcome, ()) = tokio::join!(completing, grow);
+    assert!(outcome.unwrap_err().is_transient());
+    assert_ne!(
+        w.record("pay_1").await.unwrap().state,
+        CompletionState::Underpaid,
+        "the record is final only once the payment is flagged"
+    );
+
+    let (payment_id, _) = underpaid(&w.complete("pay_1").await.unwrap());
+    assert_eq!(w.hantera.payment(payment_id).unwrap().tags, ["underpaid"]);
+    assert_eq!(
+        w.record("pay_1").await.unwrap().state,
+        CompletionState::Underpaid
+    );
+}
+
+#[tokio::test]
+async fn a_completion_refused_by_the_bridge_apps_rule_needs_attention_with_both_amounts() {
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
+    // The cart grows between the last read and complete; the bridge app's
+    // OnTicketComplete rule refuses the batch, and the re-read shows why.
+    w.hantera.pass_next(Op::GetCart, 2);
+    let reread = w.hantera.hold_next(Op::GetCart);
+    w.hantera.fail_next_with(
+        Op::LinkAndComplete,
+        1,
+        HanteraError::Api {
+            status: 400,
+            code: "PAYMENTS_DO_NOT_COVER_TOTAL".into(),
+            message: "the cart's payments do not cover its total".into(),
+        },
+    );
+    let completing = w.complete("pay_1");
+    let grow = async {
+        reread.reached().await;
+        w.hantera.set_cart_total(cart_id, sek(50_000));
+        reread.release();
+    };
+    let (outcome, ()) = tokio::join!(completing, grow);
+
+    let CompletionOutcome::NeedsAttention { reason } = outcome.unwrap() else {
+        panic!("a refused completion needs attention")
+    };
+    assert!(
+        reason.contains("authorized 100.00 SEK but the cart total is now 500.00 SEK"),
+        "{reason}"
+    );
+    assert_eq!(w.hantera.cart_state(cart_id), Some(CartState::Open));
+    assert_eq!(
+        w.record("pay_1").await.unwrap().state,
+        CompletionState::NeedsAttention
+    );
+}
+
+#[tokio::test]
+async fn auditing_a_completed_cart_that_costs_more_than_the_authorization_makes_it_underpaid_once()
+{
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
+    let payment_id = completed(&w.complete("pay_1").await.unwrap());
+    let cart = w.hantera.cart(cart_id).unwrap();
+    assert_eq!(
+        w.completer
+            .audit_completed(&*w.provider, "pay_1", &cart)
+            .await
+            .unwrap(),
+        None,
+        "a cart that costs what was authorized is left alone"
+    );
+
+    w.hantera.set_cart_total(cart_id, sek(10_100));
+    let cart = w.hantera.cart(cart_id).unwrap();
+    let outcome = w
+        .completer
+        .audit_completed(&*w.provider, "pay_1", &cart)
+        .await
+        .unwrap()
+        .expect("the audit finds the shortfall");
+    assert_eq!(underpaid(&outcome).0, payment_id);
+    assert_eq!(
+        w.record("pay_1").await.unwrap().state,
+        CompletionState::Underpaid
+    );
+    assert_eq!(w.hantera.payment(payment_id).unwrap().tags, ["underpaid"]);
+    // Found once: a second audit reports nothing new.
+    assert_eq!(
+        w.completer
+            .audit_completed(&*w.provider, "pay_1", &cart)
+            .await
+            .unwrap(),
+        None
+    );
 }

@@ -26,9 +26,10 @@ pub(crate) enum CompletionChange {
 
 /// Applies `update` to the stored record, if any.
 ///
-/// The state only moves up by [`CompletionState::rank`]. Of two final states the first one
-/// wins: a payment recorded as `completed` must never be turned into a double payment by a
-/// late or replayed event, nor the other way round. A payment id or reason that the update
+/// The state only moves as [`CompletionState::may_become`] allows. Of two final states the
+/// first one wins: a payment recorded as `completed` must never be turned into a double
+/// payment by a late or replayed event, nor the other way round; the one exception is a
+/// completed cart found to cost more than was authorized, which becomes `underpaid`. A payment id or reason that the update
 /// does not carry is kept, because losing the Hantera payment id of a created payment
 /// would make it impossible to find again without asking Hantera.
 pub(crate) fn advance_completion(
@@ -50,8 +51,7 @@ pub(crate) fn advance_completion(
         payment_id: update.payment_id.or(stored.payment_id),
         reason: update.reason.clone().or_else(|| stored.reason.clone()),
     };
-    let (old, new) = (stored.state.rank(), update.state.rank());
-    if new > old {
+    if stored.state.may_become(update.state) {
         CompletionChange::Write {
             fields: merged,
             state_changed: true,
@@ -181,6 +181,47 @@ mod tests {
         let kept = advance_completion(
             Some(&fields(DoublePayment, None, None)),
             &update(Completed, None, None),
+        );
+        assert_eq!(kept, CompletionChange::Keep);
+    }
+
+    #[test]
+    fn a_completed_record_can_only_become_underpaid_and_underpaid_is_never_left() {
+        let change = advance_completion(
+            Some(&fields(Completed, Some(Uuid::from_u128(3)), None)),
+            &update(
+                Underpaid,
+                None,
+                Some("authorized 100.00 SEK, cart 500.00 SEK"),
+            ),
+        );
+        assert_eq!(
+            change,
+            CompletionChange::Write {
+                fields: fields(
+                    Underpaid,
+                    Some(Uuid::from_u128(3)),
+                    Some("authorized 100.00 SEK, cart 500.00 SEK")
+                ),
+                state_changed: true
+            }
+        );
+        for late in [
+            Started,
+            PaymentCreated,
+            NeedsAttention,
+            Completed,
+            DoublePayment,
+        ] {
+            let kept = advance_completion(
+                Some(&fields(Underpaid, None, None)),
+                &update(late, None, None),
+            );
+            assert_eq!(kept, CompletionChange::Keep, "{late:?}");
+        }
+        let kept = advance_completion(
+            Some(&fields(DoublePayment, None, None)),
+            &update(Underpaid, None, None),
         );
         assert_eq!(kept, CompletionChange::Keep);
     }

@@ -13,6 +13,11 @@
 //! A definite refusal (the PSP's 4xx, or Hantera refusing the charge) ends the job `failed`
 //! with the reason, visible in the admin API, and is written to the payment's activity log
 //! for the person who asked for the capture.
+//!
+//! The PSP is never asked for more than was authorized. A capture above the authorization
+//! (an order that ended up costing more than its payment covers) captures and charges what
+//! the authorization holds, then ends `failed` with the shortfall: the payment is tagged
+//! `capture-shortfall` with an activity log entry, and nothing retries it.
 
 use psp_core::ports::{Charge, HanteraError};
 use psp_core::{CaptureRequest, Currency, Money, ProviderError};
@@ -40,6 +45,10 @@ pub(crate) struct CapturePayload {
     pub(crate) amount_minor: i64,
     /// The payment's successful authorizations, summed, when Hantera sent them.
     pub(crate) authorized_minor: Option<i64>,
+    /// What is captured when Hantera asked for more than was authorized: the authorized
+    /// amount, fixed before the first PSP attempt so that every attempt asks the same.
+    #[serde(default)]
+    pub(crate) capture_minor: Option<i64>,
     /// Sent with every PSP capture attempt of this job; fixed before the first.
     pub(crate) idempotency_key: String,
     /// The PSP's capture id, once the PSP captured.
@@ -79,11 +88,35 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
         Ok(c) => c,
         Err(e) => return Attempt::Fail(format!("currency {:?}: {e}", p.currency)),
     };
-    let amount = Money::from_minor(p.amount_minor, currency);
+    let asked = Money::from_minor(p.amount_minor, currency);
 
     if let Some(reason) = p.refused.clone() {
-        return refuse(ctx, &mut p, amount, reason).await;
+        return refuse(ctx, &mut p, asked, reason).await;
     }
+
+    if p.psp_capture_id.is_none() && p.capture_minor.is_none() {
+        let authorized = match p.authorized_minor {
+            Some(a) => Some(a),
+            None => match authorized_at_psp(provider.as_ref(), &p.psp_ref).await {
+                Ok(a) => a,
+                Err(e) => {
+                    ctx.state.metrics.upstream_error(&p.provider);
+                    return Attempt::Retry(format!("reading the authorization: {e}"));
+                }
+            },
+        };
+        if let Some(authorized) = authorized.filter(|a| p.amount_minor > *a) {
+            if authorized <= 0 {
+                let reason = format!("nothing is authorized to capture ({asked} asked)");
+                return refuse(ctx, &mut p, asked, reason).await;
+            }
+            p.capture_minor = Some(authorized);
+            if let Err(stop) = ctx.save(&p).await {
+                return stop;
+            }
+        }
+    }
+    let amount = Money::from_minor(p.capture_minor.unwrap_or(p.amount_minor), currency);
 
     if p.psp_capture_id.is_none() {
         let caps = provider.capabilities();
@@ -167,8 +200,59 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
         let _ = ctx.save(&p).await;
         tracing::info!(provider = %p.provider, payment_id = %p.payment_id, capture = %p.payment_capture_id, %amount, "payment charged");
     }
+    if amount != asked {
+        return shortfall(ctx, &p, asked, amount).await;
+    }
     Attempt::Done
 }
+
+/// What the PSP says it authorized, in minor units, when Hantera did not send it.
+async fn authorized_at_psp(
+    provider: &dyn psp_core::Provider,
+    psp_ref: &str,
+) -> Result<Option<i64>, ProviderError> {
+    match provider.fetch(psp_ref).await {
+        Ok(payment) => Ok(match payment.status {
+            psp_core::PspStatus::Authorized { amount }
+            | psp_core::PspStatus::Captured { amount } => Some(amount.minor),
+            _ => None,
+        }),
+        Err(e) if e.is_transient() => Err(e),
+        // The capture itself meets the same refusal and records it.
+        Err(_) => Ok(None),
+    }
+}
+
+/// Ends a capture that took all the authorization held but less than Hantera asked: the
+/// payment is tagged and logged for a person, and the job is `failed` so the admin API
+/// lists it. Retrying could not capture money that was never authorized.
+async fn shortfall(ctx: &JobCtx<'_>, p: &CapturePayload, asked: Money, captured: Money) -> Attempt {
+    let reason = format!(
+        "capture {} asked for {asked} but the authorization covers {captured}: {captured} was captured and charged, the rest needs a person",
+        p.payment_capture_id
+    );
+    let message = format!("psp-gateway: {reason}");
+    match ctx
+        .state
+        .hantera
+        .flag_payment(p.payment_id, CAPTURE_SHORTFALL_TAG, &message)
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.is_transient() => {
+            ctx.state.metrics.upstream_error("hantera");
+            return Attempt::Retry(format!("{reason} (tagging the payment: {e})"));
+        }
+        Err(e) => {
+            tracing::warn!(payment_id = %p.payment_id, error = %e, "tagging a capture shortfall was refused")
+        }
+    }
+    tracing::error!(provider = %p.provider, psp_ref = %p.psp_ref, %reason, "capture above the authorization");
+    Attempt::Fail(reason)
+}
+
+/// The tag of a payment whose capture asked for more than was authorized.
+pub(crate) const CAPTURE_SHORTFALL_TAG: &str = "capture-shortfall";
 
 /// Whether the payment's journal holds a charge for our PSP capture.
 async fn charged_already(

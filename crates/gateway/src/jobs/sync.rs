@@ -231,9 +231,15 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
         }
         Err(e) => return Attempt::Fail(format!("reading the cart: {e}")),
     };
-    if cart.cart_state != psp_core::CartState::Open {
-        // A completed or rejected cart has nothing left to sync; the completion decides.
-        return Attempt::Done;
+    match cart.cart_state {
+        psp_core::CartState::Open => {}
+        // A completed cart has nothing left to sync, but it may have been completed with a
+        // total its payment does not cover (a change that raced the completion): that must
+        // not end here unseen.
+        psp_core::CartState::Completed => {
+            return audit_completed(ctx, provider.as_ref(), &session, &cart).await
+        }
+        psp_core::CartState::Rejected => return Attempt::Done,
     }
     let payload = match provider.sync_payload(&cart) {
         Ok(payload) => payload,
@@ -368,6 +374,37 @@ async fn flag(ctx: &JobCtx<'_>, session: &Session, reason: String) -> Attempt {
     {
         Ok(()) => Attempt::Done,
         Err(e) => Attempt::Retry(e.to_string()),
+    }
+}
+
+/// Checks a completed cart against what its session's payment authorized. The completion
+/// record turns `underpaid` (the Hantera payment tagged, the metric counted) and the
+/// session is flagged, so the admin API lists it either way.
+async fn audit_completed(
+    ctx: &JobCtx<'_>,
+    provider: &dyn Provider,
+    session: &Session,
+    cart: &RenderedCart,
+) -> Attempt {
+    let Some(psp_ref) = session.psp_ref.as_deref() else {
+        return Attempt::Done;
+    };
+    match ctx
+        .state
+        .completer
+        .audit_completed(provider, psp_ref, cart)
+        .await
+    {
+        Ok(Some(outcome)) => {
+            ctx.state.metrics.completion(provider.id(), outcome.label());
+            if let psp_core::CompletionOutcome::Underpaid { reason, .. } = outcome {
+                return flag(ctx, session, reason).await;
+            }
+            Attempt::Done
+        }
+        Ok(None) => Attempt::Done,
+        Err(e) if e.is_transient() => Attempt::Retry(format!("checking the completed cart: {e}")),
+        Err(e) => Attempt::Fail(format!("checking the completed cart: {e}")),
     }
 }
 

@@ -116,6 +116,7 @@ async fn failed(
             &[
                 CompletionState::NeedsAttention,
                 CompletionState::DoublePayment,
+                CompletionState::Underpaid,
             ],
             200,
         )

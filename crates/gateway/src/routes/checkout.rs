@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
-use psp_core::ports::{NewJob, Session, SessionStatus};
+use psp_core::ports::{JobState, NewJob, Session, SessionStatus};
 use psp_core::{
     CartState, CheckoutRequest, CompletionOutcome, ExistingSession, Money, ProviderError,
 };
@@ -190,7 +190,9 @@ pub(crate) async fn confirm(
             state.metrics.completion(id, outcome.label());
             if matches!(
                 outcome,
-                CompletionOutcome::Completed { .. } | CompletionOutcome::AlreadyCompleted
+                CompletionOutcome::Completed { .. }
+                    | CompletionOutcome::AlreadyCompleted
+                    | CompletionOutcome::Underpaid { .. }
             ) {
                 crate::worker::after_completion(&state, provider.as_ref(), &psp_ref).await;
             }
@@ -203,13 +205,14 @@ pub(crate) async fn confirm(
                 // storefront may confirm again.
                 let job = NewJob {
                     kind: crate::worker::COMPLETE_JOB.into(),
-                    dedupe_key: format!("confirm:{id}:{psp_ref}:{}", uuid::Uuid::new_v4()),
+                    dedupe_key: String::new(),
                     cart_id: Some(cart_id),
                     payload: json!({ "provider": id, "psp_ref": psp_ref, "event": "confirm" }),
                     max_attempts: state.config.worker.max_attempts,
                 };
-                state.store.enqueue(job).await?;
-                state.work.notify_one();
+                if enqueue_unless_pending(&state, &format!("confirm:{id}:{psp_ref}"), job).await? {
+                    state.work.notify_one();
+                }
                 tracing::warn!(provider = id, %cart_id, error = %e, "confirm deferred to the worker");
                 Err(AppError::upstream(
                     "COMPLETION_DEFERRED",
@@ -226,31 +229,65 @@ pub(crate) async fn confirm(
     }
 }
 
+/// Enqueues `job` unless a job of the same series (`base_key`) is still pending, so that a
+/// storefront confirming again and again during an outage adds one job, not one per call.
+///
+/// The series is a chain of dedupe keys: `base_key`, then `base_key:after:<id>` for the
+/// job that follows job `<id>` once it has ended. Concurrent callers compute the same next
+/// key, and the store's unique dedupe key lets only one of them add it. Answers whether a
+/// job was added.
+async fn enqueue_unless_pending(
+    state: &AppState,
+    base_key: &str,
+    mut job: NewJob,
+) -> Result<bool, AppError> {
+    let mut key = base_key.to_string();
+    loop {
+        match state.store.job_by_key(&key).await? {
+            Some(existing) if existing.state == JobState::Pending => return Ok(false),
+            Some(ended) => key = format!("{base_key}:after:{}", ended.id),
+            None => {
+                job.dedupe_key = key;
+                return Ok(matches!(
+                    state.store.enqueue(job).await?,
+                    psp_core::ports::Enqueued::New(_)
+                ));
+            }
+        }
+    }
+}
+
 fn confirm_answer(
     cart_id: uuid::Uuid,
     psp_ref: &str,
     outcome: CompletionOutcome,
 ) -> Result<Json<Value>, AppError> {
-    let status = match &outcome {
-        CompletionOutcome::Completed { .. } | CompletionOutcome::AlreadyCompleted => "completed",
-        CompletionOutcome::NotAuthorized { status }
-        | CompletionOutcome::PaymentEnded { status } => status,
-        CompletionOutcome::NeedsAttention { reason } => {
-            return Err(
-                AppError::conflict("PAYMENT_NEEDS_ATTENTION", reason.clone())
-                    .with_details(json!({ "cartId": cart_id, "paymentId": psp_ref })),
-            )
-        }
-        CompletionOutcome::DoublePayment { void_scheduled } => {
-            return Err(AppError::conflict(
+    let status =
+        match &outcome {
+            // An underpaid cart is completed all the same: the order exists, and settling the
+            // difference is the shop's business, flagged to it, not the customer's.
+            CompletionOutcome::Completed { .. }
+            | CompletionOutcome::AlreadyCompleted
+            | CompletionOutcome::Underpaid { .. } => "completed",
+            CompletionOutcome::NotAuthorized { status }
+            | CompletionOutcome::PaymentEnded { status } => status,
+            // The reason can quote Hantera's answer, which is not for an unauthenticated
+            // caller; it is in the log and the admin API.
+            CompletionOutcome::NeedsAttention { .. } => {
+                return Err(AppError::conflict(
+                    "PAYMENT_NEEDS_ATTENTION",
+                    "the payment does not match the cart; the shop has been notified",
+                )
+                .with_details(json!({ "cartId": cart_id, "paymentId": psp_ref })))
+            }
+            CompletionOutcome::DoublePayment { void_scheduled } => return Err(AppError::conflict(
                 "DOUBLE_PAYMENT",
                 "the cart was already paid; this payment will not be used",
             )
             .with_details(
                 json!({ "cartId": cart_id, "paymentId": psp_ref, "voidScheduled": void_scheduled }),
-            ))
-        }
-    };
+            )),
+        };
     Ok(Json(
         json!({ "status": status, "cartId": cart_id, "paymentId": psp_ref }),
     ))

@@ -288,6 +288,7 @@ async fn payment_capture(
         currency: currency.code().to_string(),
         amount_minor: amount.minor,
         authorized_minor: authorized,
+        capture_minor: None,
         idempotency_key: capture::idempotency_key(capture_id),
         psp_capture_id: None,
         charged: false,

@@ -8,7 +8,10 @@ use uuid::Uuid;
 use super::{apply_tag, command_body, command_kind, set_dynamic_fields, AddActivityLog, Message};
 use crate::commerce::render;
 use crate::error::ApiError;
-use crate::state::{now_rfc3339, Order, OrderState, Relation, Ticket, TicketState, Txn};
+use crate::rules::PAYMENTS_DO_NOT_COVER_TOTAL;
+use crate::state::{
+    now_rfc3339, AuthorizationState, Order, OrderState, Relation, Ticket, TicketState, Txn,
+};
 
 /// The one relation key the sandbox knows: a cart's link to the payments that pay it.
 const PAYMENTS: &str = "payments";
@@ -87,6 +90,9 @@ fn open_ticket<'t>(txn: &'t mut Txn<'_>, id: Uuid) -> Result<&'t mut Ticket, Api
 /// the sandbox records the order as a snapshot of the rendered cart and its payments.
 fn complete(txn: &mut Txn<'_>, id: Uuid) -> Result<Value, ApiError> {
     open_ticket(txn, id)?;
+    if txn.rules().payments_cover_total {
+        guard_payments_cover_total(txn, id)?;
+    }
     let order_id = Uuid::new_v4();
     let order_number = txn.next_order_number();
     let ticket = txn
@@ -118,6 +124,38 @@ fn complete(txn: &mut Txn<'_>, id: Uuid) -> Result<Value, ApiError> {
     };
     txn.insert_order(order);
     Ok(ok())
+}
+
+/// The bridge app's `OnTicketComplete` rule (docs/hantera-bridge.md): the successful
+/// authorizations of the payments related to the cart, in the cart's currency, must cover
+/// its `orderTotal`. It runs inside the batch, after the batch's own `createRelation`, as
+/// Hantera previews a hook's effects before it completes a ticket, and its
+/// `validationError` refuses the whole batch.
+fn guard_payments_cover_total(txn: &Txn<'_>, id: Uuid) -> Result<(), ApiError> {
+    let ticket = existing(txn, id)?;
+    let total = render(ticket).order_total.0;
+    let currency = &ticket.profile.currency_code;
+    let covered: rust_decimal::Decimal = ticket
+        .relations
+        .iter()
+        .filter(|r| r.relation_key == PAYMENTS)
+        .filter_map(|r| txn.payment(r.node_id))
+        .filter(|p| &p.currency_code == currency)
+        .flat_map(|p| &p.authorizations)
+        .filter(|a| a.authorization_state == AuthorizationState::Successful)
+        .map(|a| a.amount)
+        .sum();
+    if covered >= total {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        PAYMENTS_DO_NOT_COVER_TOTAL,
+        format!(
+            "the cart's payments authorize {covered} {currency}, less than its total of {total} {currency}"
+        ),
+    )
+    .with_detail("authorized", covered.to_string())
+    .with_detail("orderTotal", total.to_string()))
 }
 
 fn apply_command(txn: &mut Txn<'_>, ticket: &mut Ticket, command: &Value) -> Result<(), ApiError> {

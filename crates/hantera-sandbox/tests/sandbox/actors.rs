@@ -393,3 +393,85 @@ async fn a_preview_batch_answers_but_changes_nothing() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Installs the bridge app's completion guard through the inspection API.
+async fn install_completion_guard(h: &Harness, on: bool) {
+    let response = reqwest::Client::new()
+        .put(h.url("/sandbox/rules"))
+        .json(&json!({"paymentsCoverTotal": on}))
+        .send()
+        .await
+        .expect("PUT /sandbox/rules");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_the_completion_guard_a_cart_whose_payments_do_not_cover_it_is_not_completed() {
+    let h = Harness::start().await;
+    install_completion_guard(&h, true).await;
+    let token = h.token().await;
+    let cart = h.new_cart("default").await;
+    h.add_item(&cart, "TSHIRT-001", 1).await;
+    // The cart costs 148.90 (99.90 plus shipping); the authorization covers the item only.
+    h.create_payment(&token, PAYMENT_A, "pay-1", json!(99.90))
+        .await;
+
+    let (status, body) = h
+        .actor(
+            &token,
+            &format!("ticket/{cart}"),
+            link_and_complete(PAYMENT_A),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "PAYMENTS_DO_NOT_COVER_TOTAL");
+    assert_eq!(body["errors"][0]["details"]["orderTotal"], "148.90");
+    // The whole batch was refused: the cart is open and nothing was linked.
+    let (_, rendered) = h.get(&format!("/ingress/commerce/carts/{cart}")).await;
+    assert_eq!(rendered["cartState"], "open");
+    let (_, inspected) = h.get(&format!("/sandbox/carts/{cart}")).await;
+    assert_eq!(inspected["relations"], json!([]));
+}
+
+#[tokio::test]
+async fn with_the_completion_guard_payments_that_cover_the_total_complete_the_cart() {
+    let h = Harness::start().await;
+    install_completion_guard(&h, true).await;
+    let token = h.token().await;
+    let cart = h.new_cart("default").await;
+    h.add_item(&cart, "TSHIRT-001", 1).await;
+    // Two payments together cover 148.90 exactly.
+    h.create_payment(&token, PAYMENT_A, "pay-1", json!(100))
+        .await;
+    h.create_payment(&token, PAYMENT_B, "pay-2", json!(48.90))
+        .await;
+    let batch = json!([
+        {"type": "applyCommands", "body": {"commands": [
+            {"type": "createRelation", "relationKey": "payments", "nodeId": PAYMENT_A},
+            {"type": "createRelation", "relationKey": "payments", "nodeId": PAYMENT_B}]}},
+        {"type": "complete"}
+    ]);
+    let (status, body) = h.actor(&token, &format!("ticket/{cart}"), batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, rendered) = h.get(&format!("/ingress/commerce/carts/{cart}")).await;
+    assert_eq!(rendered["cartState"], "completed");
+}
+
+#[tokio::test]
+async fn without_the_bridge_app_hantera_completes_whatever_the_payments_cover() {
+    let h = Harness::start().await;
+    let (_, rules) = h.get("/sandbox/rules").await;
+    assert_eq!(rules, json!({"paymentsCoverTotal": false}));
+    let token = h.token().await;
+    let cart = h.new_cart("default").await;
+    h.add_item(&cart, "TSHIRT-001", 1).await;
+    h.create_payment(&token, PAYMENT_A, "pay-1", json!(1)).await;
+    let (status, body) = h
+        .actor(
+            &token,
+            &format!("ticket/{cart}"),
+            link_and_complete(PAYMENT_A),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

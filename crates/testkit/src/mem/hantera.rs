@@ -45,6 +45,8 @@ pub enum Op {
     CartPayments,
     /// [`Hantera::add_payment_activity`].
     PaymentActivity,
+    /// [`Hantera::flag_payment`].
+    FlagPayment,
     /// [`Hantera::set_cart_fields`].
     SetCartFields,
     /// [`Hantera::ping`].
@@ -102,6 +104,15 @@ pub enum Call {
         /// The entry.
         message: String,
     },
+    /// A payment was tagged, with an activity log entry.
+    FlagPayment {
+        /// The payment.
+        payment_id: Uuid,
+        /// The tag.
+        tag: String,
+        /// The entry.
+        message: String,
+    },
     /// Dynamic fields were set on a cart.
     SetCartFields {
         /// The cart.
@@ -125,6 +136,7 @@ impl Call {
             Call::PaymentJournal { .. } => Op::PaymentJournal,
             Call::CartPayments { .. } => Op::CartPayments,
             Call::PaymentActivity { .. } => Op::PaymentActivity,
+            Call::FlagPayment { .. } => Op::FlagPayment,
             Call::SetCartFields { .. } => Op::SetCartFields,
             Call::Ping => Op::Ping,
         }
@@ -173,6 +185,8 @@ pub struct MemPayment {
     pub charges: Vec<Charge>,
     /// Activity log entries, oldest first.
     pub activity: Vec<String>,
+    /// Tags, a set in the order they were added.
+    pub tags: Vec<String>,
 }
 
 /// A call held at the door: it waits, before doing anything, until the test releases
@@ -575,6 +589,7 @@ impl State {
             }],
             charges: Vec::new(),
             activity: Vec::new(),
+            tags: Vec::new(),
         };
         self.by_reference
             .insert(p.external_reference.clone(), payment_id);
@@ -748,6 +763,37 @@ impl Hantera for MemHantera {
         };
         self.run(call, None, |s| match s.payments.get_mut(&payment_id) {
             Some(p) => {
+                p.activity.push(message.to_string());
+                (Ok(()), true)
+            }
+            None => (
+                Err(api(
+                    404,
+                    "NOT_FOUND",
+                    format!("payment {payment_id} not found"),
+                )),
+                false,
+            ),
+        })
+        .await
+    }
+
+    async fn flag_payment(
+        &self,
+        payment_id: Uuid,
+        tag: &str,
+        message: &str,
+    ) -> Result<(), HanteraError> {
+        let call = Call::FlagPayment {
+            payment_id,
+            tag: tag.to_string(),
+            message: message.to_string(),
+        };
+        self.run(call, None, |s| match s.payments.get_mut(&payment_id) {
+            Some(p) => {
+                if !p.tags.iter().any(|t| t == tag) {
+                    p.tags.push(tag.to_string());
+                }
                 p.activity.push(message.to_string());
                 (Ok(()), true)
             }

@@ -490,9 +490,11 @@ impl Store for MemStore {
             return Ok(completion);
         };
         let stored = &mut row.completion;
-        // Forward only, and the first final state wins: a final record never changes, a
-        // lower state changes nothing, the same state may fill in details.
-        let moves = !stored.state.is_final() && update.state.rank() >= stored.state.rank();
+        // Forward only, and the first final state wins: a final record never changes (but
+        // for a completed cart found underpaid), a lower state changes nothing, the same
+        // state may fill in details.
+        let moves = stored.state.may_become(update.state)
+            || (!stored.state.is_final() && update.state == stored.state);
         let state_changed = moves && stored.state != update.state;
         if moves {
             stored.state = update.state;
