@@ -149,6 +149,12 @@ impl Drop for World {
 }
 
 fn config(extra: &str) -> Config {
+    // Tests that need a sync to wait name their own delay.
+    let extra = if extra.contains("sync_delay_ms") {
+        extra.to_string()
+    } else {
+        format!("sync_delay_ms = 30\n{extra}")
+    };
     let mut file = tempfile::NamedTempFile::new().unwrap();
     write!(
         file,
@@ -165,7 +171,6 @@ base_backoff_ms = 5
 max_backoff_ms = 20
 max_attempts = 5
 lease_secs = 10
-sync_delay_ms = 30
 {extra}
 "#
     )
@@ -756,6 +761,68 @@ async fn a_mutation_that_arrives_while_the_checkout_creates_the_psp_session_is_s
         (w.provider.syncs.lock().last()?.1 == 12_000).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_sync_job_that_finds_its_cart_completed_for_more_than_was_authorized_flags_it_underpaid()
+{
+    let w = world("sync_delay_ms = 60000");
+    let cart_id = w.hantera.add_cart(sek(10_000));
+    open_session(&w, cart_id, 10_000).await;
+    // A mutation is accepted while the session is open; its sync waits out the delay.
+    let (status, v) = post(
+        &w,
+        "/hantera/hooks/OnCartMutation",
+        Some(TOKEN),
+        &cart_hook(cart_id, "150.00"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Meanwhile the payment of 100.00 completes the cart, and the change lands in the
+    // completed cart (the race Hantera cannot refuse without the bridge app's rule).
+    *w.provider.status.lock() = Some(PspStatus::Authorized {
+        amount: sek(10_000),
+    });
+    let outcome = w
+        .state
+        .completer
+        .complete(w.provider.as_ref(), "pay_s")
+        .await
+        .unwrap();
+    let psp_core::CompletionOutcome::Completed { payment_id } = outcome else {
+        panic!("{outcome:?}")
+    };
+    w.hantera.set_cart_total(cart_id, sek(15_000));
+    w.store.advance_clock(Duration::from_secs(61));
+    w.state.work.notify_one();
+
+    until("the completion to be underpaid", || {
+        w.hantera.payment(payment_id).filter(|p| !p.tags.is_empty())
+    })
+    .await;
+    let record = w
+        .store
+        .completion("scripted", "pay_s")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, psp_core::ports::CompletionState::Underpaid);
+    let reason = record.reason.unwrap();
+    assert!(
+        reason.contains("150.00 SEK") && reason.contains("100.00 SEK"),
+        "{reason}"
+    );
+    assert_eq!(w.hantera.payment(payment_id).unwrap().tags, ["underpaid"]);
+    let flagged = w.store.flagged_sessions(10).await.unwrap();
+    assert_eq!(flagged.len(), 1, "the session is flagged for a person");
+    assert_eq!(flagged[0].attention.as_deref(), Some(reason.as_str()));
+    let text = w.state.metrics.render();
+    assert!(
+        text.contains(
+            r#"psp_gateway_completions_total{provider="scripted",outcome="underpaid"} 1"#
+        ),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -95,6 +95,23 @@ pub fn is_ticket_not_open(err: &HanteraError) -> bool {
     err.code() == Some(TICKET_NOT_OPEN_CODE)
 }
 
+/// The code of the bridge app's `OnTicketComplete` rule that refuses to complete a cart
+/// whose linked successful authorizations do not cover its total
+/// (`docs/hantera-bridge.md`). **Unverified**: Hantera documents that a `validationError`
+/// effect of `OnTicketComplete` aborts the completion, but not how the refused batch is
+/// answered over HTTP; the gateway assumes a 4xx whose `{"errors":[…]}` carries this code.
+/// Nothing branches on the code: every definite refusal of `complete` makes the gateway
+/// read the cart again and record the completion as needing attention with both amounts.
+/// Should a real instance answer the refusal with a 5xx (which the gateway would take as
+/// "try again"), the completion is retried until its attempts run out and then listed as
+/// failed: still visible, never completed for more than was authorized.
+pub const COMPLETION_GUARD_CODE: &str = "PAYMENTS_DO_NOT_COVER_TOTAL";
+
+/// Whether a refusal of `link_and_complete` came from the completion guard.
+pub fn is_completion_guard(err: &HanteraError) -> bool {
+    err.code() == Some(COMPLETION_GUARD_CODE)
+}
+
 // ---------------------------------------------------------------------------------------
 // Graph lookup of a payment by external reference
 // ---------------------------------------------------------------------------------------

@@ -631,6 +631,44 @@ async fn link_and_complete_completes_the_cart_and_a_second_call_is_invalid_comma
 }
 
 #[tokio::test]
+async fn the_bridge_apps_guard_refuses_to_complete_a_cart_the_payment_does_not_cover_definitely() {
+    let h = Harness::start_with(SandboxConfig {
+        rules: hantera_sandbox::Rules::bridge_app(),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let client = h.client();
+    let cart_id = h.open_cart("SEK").await;
+    let cart = client.get_cart(cart_id).await.unwrap().unwrap();
+    let short = Money::from_minor(
+        cart.total().unwrap().minor - 1,
+        cart.total().unwrap().currency,
+    );
+    let payment_id = Uuid::new_v4();
+    let payment = NewPayment {
+        amount: short,
+        ..new_payment("mock_pay_short", 0)
+    };
+    client.create_payment(payment_id, &payment).await.unwrap();
+
+    let err = client
+        .link_and_complete(cart_id, payment_id)
+        .await
+        .unwrap_err();
+    assert!(
+        hantera_client::unverified::is_completion_guard(&err),
+        "{err:?}"
+    );
+    assert!(!err.is_transient(), "a refusal is final: {err:?}");
+    let cart = client.get_cart(cart_id).await.unwrap().unwrap();
+    assert_eq!(cart.cart_state, CartState::Open);
+    assert_eq!(
+        client.cart_payment_ids(cart_id).await.unwrap(),
+        Some(vec![])
+    );
+}
+
+#[tokio::test]
 async fn link_and_complete_with_an_unknown_payment_is_refused_and_the_cart_stays_open() {
     let h = Harness::start().await;
     let client = h.client();

@@ -199,16 +199,14 @@ impl Completer {
         // A final record answers repeats without calling anyone.
         if let Some(done) = self.store.completion(id, psp_ref).await? {
             match done.state {
-                CompletionState::Completed => return Ok(CompletionOutcome::AlreadyCompleted),
+                // An underpaid cart was completed with this payment too; the finding was
+                // reported (and counted) when it was made, not on every repeat.
+                CompletionState::Completed | CompletionState::Underpaid => {
+                    return Ok(CompletionOutcome::AlreadyCompleted)
+                }
                 CompletionState::DoublePayment => {
                     return Ok(CompletionOutcome::DoublePayment {
                         void_scheduled: provider.capabilities().void,
-                    })
-                }
-                CompletionState::Underpaid => {
-                    return Ok(CompletionOutcome::Underpaid {
-                        payment_id: done.payment_id.unwrap_or_default(),
-                        reason: done.reason.unwrap_or_default(),
                     })
                 }
                 _ => {}

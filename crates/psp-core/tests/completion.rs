@@ -1137,13 +1137,21 @@ async fn a_cart_that_grows_between_the_last_read_and_complete_is_underpaid_and_f
     assert_eq!(record.reason.as_deref(), Some(reason.as_str()));
     let payment = w.hantera.payment(payment_id).unwrap();
     assert_eq!(payment.tags, ["underpaid"]);
-    assert_eq!(payment.activity, [reason.clone()]);
+    assert_eq!(payment.activity, std::slice::from_ref(&reason));
     assert_eq!(w.session_status(cart_id).await, SessionStatus::Completed);
 
-    // A repeat answers from the record and flags nothing twice.
+    // A repeat answers from the record (the cart was completed with this payment), and
+    // neither flags nor reports the finding twice.
     let calls = w.hantera.calls().len();
-    assert_eq!(underpaid(&w.complete("pay_1").await.unwrap()).1, reason);
+    assert_eq!(
+        w.complete("pay_1").await.unwrap(),
+        CompletionOutcome::AlreadyCompleted
+    );
     assert_eq!(w.hantera.calls().len(), calls);
+    assert_eq!(
+        w.record("pay_1").await.unwrap().state,
+        CompletionState::Underpaid
+    );
 }
 
 #[tokio::test]
