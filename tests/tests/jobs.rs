@@ -645,3 +645,37 @@ async fn hooks_with_a_wrong_token_are_refused_and_bad_bodies_are_400() {
     assert_eq!(v["errors"][0]["code"], "INVALID_HOOK_BODY");
     assert_eq!(w.files.count("jobs").await, 0);
 }
+
+#[tokio::test]
+async fn a_hundred_confirms_during_a_psp_outage_leave_one_pending_complete_job() {
+    // The worker is held back so every deferred completion stays pending.
+    let w = world("", &[("PSP_WORKER__ENABLED", "false")]);
+    let product = a_product(&w.sandbox.url).await;
+    let (cart_id, _) = create_cart(&w.sandbox.url, &[(&product, 1)]).await;
+    let psp_ref = checkout(&w.gateway.url, &cart_id).await;
+    approve(&w.sandbox.url, &psp_ref, json!({ "webhook": "skip" })).await;
+    w.set_psp_faults(json!({ "fail_next": 1_000_000 })).await;
+
+    let confirm = format!(
+        "{}/ingress/commerce/carts/{cart_id}/payment/mock/confirm",
+        w.gateway.url
+    );
+    for _ in 0..5 {
+        let burst = (0..20).map(|_| http().post(&confirm).send());
+        for resp in futures::future::join_all(burst).await {
+            let resp = resp.expect("confirm");
+            let status = resp.status();
+            let body: Value = resp.json().await.expect("error JSON");
+            assert_eq!(status.as_u16(), 502, "{body}");
+            assert_eq!(body["errors"][0]["code"], "COMPLETION_DEFERRED", "{body}");
+        }
+    }
+    let jobs = w
+        .files
+        .count("jobs WHERE kind = 'complete' AND state = 'pending'")
+        .await;
+    assert_eq!(
+        jobs, 1,
+        "one pending completion for the session, not one per confirm"
+    );
+}
