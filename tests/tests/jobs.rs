@@ -315,13 +315,23 @@ async fn a_refused_capture_fails_once_is_listed_with_the_reason_and_runs_again_o
     let w = world("", &[]);
     let (_, psp_ref, done) = w.completed_cart(1).await;
     let payment = w.hantera_payment(&psp_ref).await;
-    // Twice what was authorized: the PSP refuses with a 4xx.
-    let total = minor(&done["orderTotal"], &done["currencyCode"]);
-    let too_much = Money::from_minor(2 * total, Currency::from_code("SEK").unwrap())
-        .to_decimal()
-        .to_string();
+    // The authorization was voided at the PSP (in its dashboard, say): the PSP refuses
+    // the capture with a 4xx. (The gateway never asks for more than was authorized, so an
+    // amount cannot provoke the refusal.)
+    let voided = http()
+        .post(w.fake(&format!("/payments/{psp_ref}/void")))
+        .bearer_auth("mock_sk_test")
+        .header("Idempotency-Key", "dashboard-void")
+        .send()
+        .await
+        .expect("void at the PSP");
+    assert!(voided.status().is_success(), "void: {}", voided.status());
     let answer = w
-        .capture_hook(&payment, "33333333-2222-4333-8444-555555555555", &too_much)
+        .capture_hook(
+            &payment,
+            "33333333-2222-4333-8444-555555555555",
+            &done["orderTotal"].to_string(),
+        )
         .await;
     let job_id = answer["jobId"].as_i64().unwrap();
 
@@ -339,7 +349,7 @@ async fn a_refused_capture_fails_once_is_listed_with_the_reason_and_runs_again_o
     )
     .await;
     let reason = failed["reason"].as_str().unwrap();
-    assert!(reason.contains("amount_too_large"), "{reason}");
+    assert!(reason.contains("invalid_state"), "{reason}");
     let job = w.admin(&format!("/jobs/{job_id}")).await;
     let leased = job["history"]
         .as_array()
@@ -350,7 +360,7 @@ async fn a_refused_capture_fails_once_is_listed_with_the_reason_and_runs_again_o
     assert_eq!((job["attempts"].as_i64(), leased), (Some(1), 1), "{job}");
     assert_eq!(job["state"], "failed");
     let activity = w.hantera_payment(&psp_ref).await["activityLog"].to_string();
-    assert!(activity.contains("amount_too_large"), "{activity}");
+    assert!(activity.contains("invalid_state"), "{activity}");
     assert_eq!(
         w.psp_payment(&psp_ref).await["capture_calls"]
             .as_array()
