@@ -213,13 +213,14 @@ impl KustomConfig {
         if self.api_key.expose().starts_with("kco_live_") {
             return Some("api_key");
         }
-        let live_host = reqwest::Url::parse(LIVE_API)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string));
-        let host = reqwest::Url::parse(&self.api_base)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string));
-        (host.is_some() && host == live_host).then_some("api_base")
+        // Compared by host, so a trailing slash, a path or the letter case do not hide it.
+        let host = |url: &str| {
+            reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+        };
+        let live = host(LIVE_API);
+        (live.is_some() && host(&self.api_base) == live).then_some("api_base")
     }
 
     /// Parses and checks the table. Refuses unknown keys (a misspelt key is a setting
