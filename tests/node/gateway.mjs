@@ -25,7 +25,7 @@ export function binary() {
 }
 
 /**
- * Starts `psp-gateway` with no configuration on a free port, in a temporary working
+ * Starts `psp-gateway` with no configuration file (the embedded default) on a free port, in a temporary working
  * folder (where its SQLite file goes). Resolves to `{ url, stop }`.
  */
 export async function startGateway() {
@@ -34,6 +34,8 @@ export async function startGateway() {
     cwd,
     env: {
       ...process.env,
+      // Configured from the environment, the embedded default is asked for explicitly.
+      PSP_SANDBOX__ENABLED: 'true',
       PSP_SERVER__LISTEN: '127.0.0.1:0',
       RUST_LOG: process.env.E2E_LOG ?? 'warn',
     },

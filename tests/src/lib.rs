@@ -73,7 +73,32 @@ impl Proc {
 
 /// Spawns a command and waits for the line that starts with `marker` (then its URL).
 pub fn spawn_with(mut cmd: Command, marker: &str) -> Proc {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stderr(Stdio::inherit());
+    spawn_piped(cmd, marker)
+}
+
+/// The stderr lines of a process, collected as they are written.
+pub type Lines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Like [`spawn_with`], collecting the process's stderr (its log) instead of passing it
+/// through, for tests that assert what was logged.
+pub fn spawn_collecting_stderr(mut cmd: Command, marker: &str) -> (Proc, Lines) {
+    cmd.stderr(Stdio::piped());
+    let mut proc_ = spawn_piped(cmd, marker);
+    let stderr = proc_.child.stderr.take().expect("stderr");
+    let lines = Lines::default();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    (proc_, lines)
+}
+
+fn spawn_piped(mut cmd: Command, marker: &str) -> Proc {
+    cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn psp-gateway");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -115,7 +140,9 @@ pub struct GatewayFiles {
 }
 
 impl GatewayFiles {
-    /// A config pointing at `sandbox` with the mock provider, plus `extra` TOML lines.
+    /// A config pointing at `sandbox` (as a real Hantera) with the mock provider, plus
+    /// `extra` TOML lines. The mock is test-only, so its table allows it explicitly next to
+    /// a real Hantera.
     pub fn new(sandbox_url: &str, extra: &str) -> Self {
         Self::with_store(sandbox_url, None, extra)
     }
@@ -152,6 +179,7 @@ max_backoff_ms = 1000
 webhook_secret = "{MOCK_SECRET}"
 api_base = "{sandbox_url}/fakes/mock"
 payment_number_prefix = "{PREFIX}"
+allow_with_real_hantera = true
 {extra}
 "#,
             db = db

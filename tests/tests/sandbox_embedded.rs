@@ -15,6 +15,8 @@ fn embedded() -> (Proc, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(binary());
     cmd.current_dir(dir.path())
+        // Configured from the environment, the embedded default is asked for explicitly.
+        .env("PSP_SANDBOX__ENABLED", "true")
         .env("PSP_SERVER__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     (spawn_with(cmd, "psp-gateway listening on "), dir)

@@ -395,6 +395,8 @@ async fn the_embedded_default_pays_with_the_fake_stripe_offline() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(binary());
     cmd.current_dir(dir.path())
+        // Configured from the environment, the embedded default is asked for explicitly.
+        .env("PSP_SANDBOX__ENABLED", "true")
         .env("PSP_SERVER__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     let gateway = spawn_with(cmd, "psp-gateway listening on ");

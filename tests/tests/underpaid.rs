@@ -261,6 +261,8 @@ async fn on_the_embedded_default_a_racing_cart_change_never_completes_a_cart_for
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(binary());
     cmd.current_dir(dir.path())
+        // Configured from the environment, the embedded default is asked for explicitly.
+        .env("PSP_SANDBOX__ENABLED", "true")
         .env("PSP_SERVER__LISTEN", "127.0.0.1:0")
         .env("PSP_SERVER__ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "error");

@@ -135,14 +135,20 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn check_config(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(Some(&path))?;
+    // The same warnings as at start-up (a test-only provider next to a real Hantera).
+    init_logs("text");
     let public_url = config
         .server
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.server.listen));
-    let registry = psp_core::Registry::build(&config.providers, &public_url)?;
+    let registry = config.build_registry(&config.providers, &public_url)?;
+    let hantera = match config.hantera_mode() {
+        psp_core::HanteraMode::Real => "a Hantera instance",
+        psp_core::HanteraMode::Sandbox => "the in-process sandbox",
+    };
     println!(
-        "{}: ok (providers: {})",
+        "{}: ok ({hantera}; providers: {})",
         path.display(),
         registry.ids().collect::<Vec<_>>().join(", ")
     );

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use psp_core::ports::Hantera;
-use psp_core::{Registry, Secret};
+use psp_core::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -70,7 +70,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
             fakes.push((id, fake, serde_json::Value::Object(table.clone())));
         }
     }
-    let registry = Registry::build(&tables, &public_url)?;
+    let registry = config.build_registry(&tables, &public_url)?;
     let store = store::open_store(config.store.url.expose())
         .await
         .context("opening the store")?;

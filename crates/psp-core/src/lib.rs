@@ -18,9 +18,10 @@ pub use completion::{payment_id_for, Completer, CompletionError, CompletionOutco
 pub use money::{Currency, Money, MoneyError};
 pub use provider::{
     fakes, Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
-    ExistingSession, FakeContext, FakeRegistration, ParsedEvent, Provider, ProviderContext,
-    ProviderError, ProviderRegistration, ProviderServices, PspPayment, PspStatus, Registry,
-    RegistryError, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
+    ExistingSession, FakeContext, FakeRegistration, HanteraMode, ParsedEvent, Provider,
+    ProviderContext, ProviderError, ProviderRegistration, ProviderServices, PspPayment, PspStatus,
+    Registry, RegistryError, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
+    ALLOW_WITH_REAL_HANTERA,
 };
 pub use secret::Secret;
 pub use signature::{SignatureVerifier, VerifiedBody, VerifyError};

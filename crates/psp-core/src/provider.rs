@@ -374,6 +374,14 @@ pub trait Provider: Send + Sync + 'static {
         let _ = services;
         None
     }
+
+    /// The config key of this provider's table that holds a credential or endpoint for
+    /// real money (a live API key, the PSP's production API), if any. The registry refuses
+    /// such a provider while Hantera is the sandbox, naming the key; the value itself is
+    /// never returned, so it cannot reach an error message. The default is none.
+    fn live_credential(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A request to bring an open PSP session in step with the cart.
@@ -419,6 +427,20 @@ pub struct ProviderContext<'a> {
     pub public_url: &'a str,
 }
 
+/// Whether the gateway talks to a real Hantera instance or to the in-process sandbox. The
+/// registry applies its safety rules by mode: live credentials are refused next to the
+/// sandbox, test-only providers next to a real Hantera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HanteraMode {
+    /// The in-process sandbox (test data, fake PSPs).
+    Sandbox,
+    /// A Hantera instance over HTTP, where carts are paid with real money.
+    Real,
+}
+
+/// The key of a test-only provider's table that allows it next to a real Hantera.
+pub const ALLOW_WITH_REAL_HANTERA: &str = "allow_with_real_hantera";
+
 /// The constructor type of a provider.
 pub type BuildFn = fn(&ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError>;
 
@@ -426,7 +448,7 @@ pub type BuildFn = fn(&ProviderContext<'_>) -> Result<Arc<dyn Provider>, Provide
 ///
 /// ```text
 /// psp_core::inventory::submit! {
-///     psp_core::ProviderRegistration { id: "mock", build: build_mock }
+///     psp_core::ProviderRegistration { id: "mock", build: build_mock, test_only: true }
 /// }
 /// ```
 pub struct ProviderRegistration {
@@ -434,6 +456,10 @@ pub struct ProviderRegistration {
     pub id: &'static str,
     /// Builds the adapter from its config table.
     pub build: BuildFn,
+    /// Whether the provider exists only for development and tests, so that anyone can pay
+    /// with it (the mock PSP approves its public test card). Next to a real Hantera it is
+    /// refused unless its table says `allow_with_real_hantera = true`.
+    pub test_only: bool,
 }
 
 inventory::collect!(ProviderRegistration);
@@ -493,6 +519,24 @@ pub enum RegistryError {
         /// Its error.
         source: ProviderError,
     },
+    /// A provider holds live credentials while Hantera is the sandbox.
+    #[error(
+        "provider {id:?}: {key} is a live credential (real money), which is refused while Hantera is the in-process sandbox; use test credentials, or configure [hantera] to run against a real instance"
+    )]
+    LiveInSandbox {
+        /// The provider.
+        id: String,
+        /// The config key holding the live value (the value is never shown).
+        key: &'static str,
+    },
+    /// A test-only provider is configured next to a real Hantera without the explicit flag.
+    #[error(
+        "provider {id:?} is for tests only (anyone can pay with its test card) and is refused next to a real Hantera: remove [providers.{id}], or add allow_with_real_hantera = true to it for a test installation"
+    )]
+    TestOnlyWithRealHantera {
+        /// The provider.
+        id: String,
+    },
 }
 
 fn compiled_in_map(
@@ -507,10 +551,28 @@ fn compiled_in_map(
     Ok(map)
 }
 
+/// Removes `allow_with_real_hantera` from a test-only provider's table and says whether it
+/// was set. A boolean, or its text (an environment override), is accepted; anything else
+/// is refused rather than read as "no", so a typo cannot flip the decision silently.
+fn take_allow_flag(table: &mut serde_json::Value) -> Result<bool, String> {
+    let Some(map) = table.as_object_mut() else {
+        return Ok(false);
+    };
+    match map.remove(ALLOW_WITH_REAL_HANTERA) {
+        None | Some(serde_json::Value::Null) => Ok(false),
+        Some(serde_json::Value::Bool(b)) => Ok(b),
+        Some(serde_json::Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Some(serde_json::Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Some(_) => Err(format!("{ALLOW_WITH_REAL_HANTERA} must be true or false")),
+    }
+}
+
 /// The enabled providers, sorted by id.
 #[derive(Clone, Default)]
 pub struct Registry {
     providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+    /// The enabled providers whose registration says `test_only`.
+    test_only: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -528,16 +590,20 @@ impl Registry {
     }
 
     /// Builds the providers that have a table in the config. Fails fast on a duplicate
-    /// registration, on a configured id that is not compiled in, and on a provider that
-    /// refuses its config.
+    /// registration, on a configured id that is not compiled in, on a provider that
+    /// refuses its config, and on the rules of `mode`: a provider holding a live
+    /// credential next to the sandbox, and a test-only provider next to a real Hantera
+    /// whose table does not say `allow_with_real_hantera = true`.
     pub fn build(
         configured: &BTreeMap<String, serde_json::Value>,
         public_url: &str,
+        mode: HanteraMode,
     ) -> Result<Self, RegistryError> {
         Self::build_from(
             inventory::iter::<ProviderRegistration>,
             configured,
             public_url,
+            mode,
         )
     }
 
@@ -545,9 +611,11 @@ impl Registry {
         registrations: impl IntoIterator<Item = &'static ProviderRegistration>,
         configured: &BTreeMap<String, serde_json::Value>,
         public_url: &str,
+        mode: HanteraMode,
     ) -> Result<Self, RegistryError> {
         let available = compiled_in_map(registrations)?;
         let mut providers = BTreeMap::new();
+        let mut test_only = Vec::new();
         for (id, table) in configured {
             let reg = available.get(id.as_str()).ok_or_else(|| {
                 RegistryError::NotCompiledIn(
@@ -555,24 +623,55 @@ impl Registry {
                     available.keys().copied().collect::<Vec<_>>().join(", "),
                 )
             })?;
+            let mut table = table.clone();
+            if reg.test_only {
+                // The flag belongs to the registry, not to the provider's own keys.
+                let allowed =
+                    take_allow_flag(&mut table).map_err(|message| RegistryError::Build {
+                        id: id.clone(),
+                        source: ProviderError::Config(message),
+                    })?;
+                if mode == HanteraMode::Real && !allowed {
+                    return Err(RegistryError::TestOnlyWithRealHantera { id: id.clone() });
+                }
+                test_only.push(reg.id);
+            }
             let ctx = ProviderContext {
                 id: reg.id,
-                config: table,
+                config: &table,
                 public_url: public_url.trim_end_matches('/'),
             };
             let provider = (reg.build)(&ctx).map_err(|source| RegistryError::Build {
                 id: id.clone(),
                 source,
             })?;
+            if mode == HanteraMode::Sandbox {
+                if let Some(key) = provider.live_credential() {
+                    return Err(RegistryError::LiveInSandbox {
+                        id: id.clone(),
+                        key,
+                    });
+                }
+            }
             providers.insert(reg.id, provider);
         }
-        Ok(Self { providers })
+        Ok(Self {
+            providers,
+            test_only,
+        })
+    }
+
+    /// The enabled providers that are for tests only (sorted). Next to a real Hantera each
+    /// was allowed explicitly, which deserves a warning at start-up.
+    pub fn test_only(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.test_only.iter().copied()
     }
 
     /// A registry of the given adapters (tests, embedding).
     pub fn from_providers(list: impl IntoIterator<Item = Arc<dyn Provider>>) -> Self {
         Self {
             providers: list.into_iter().map(|p| (p.id(), p)).collect(),
+            test_only: Vec::new(),
         }
     }
 
@@ -600,40 +699,168 @@ mod tests {
         Err(ProviderError::Config("webhook_secret is missing".into()))
     }
 
+    /// A provider that is live when its table says `"live": true`, and refuses any key but
+    /// `live`, so a test sees exactly the table the registry handed over.
+    struct Dummy {
+        live: bool,
+    }
+
+    #[async_trait]
+    impl Provider for Dummy {
+        fn id(&self) -> &'static str {
+            "dummy"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::default()
+        }
+        fn payment_number_prefix(&self) -> &str {
+            "D-"
+        }
+        async fn checkout(&self, _: CheckoutRequest<'_>) -> Result<CheckoutSession, ProviderError> {
+            Err(ProviderError::Unsupported("checkout"))
+        }
+        async fn verify_webhook(
+            &self,
+            _: &WebhookDelivery<'_>,
+        ) -> Result<VerifiedEvent, WebhookError> {
+            Err(WebhookError::Malformed("unused".into()))
+        }
+        async fn fetch(&self, psp_ref: &str) -> Result<PspPayment, ProviderError> {
+            Err(ProviderError::NotFound(psp_ref.into()))
+        }
+        async fn capture(&self, _: CaptureRequest<'_>) -> Result<CaptureDone, ProviderError> {
+            Err(ProviderError::Unsupported("capture"))
+        }
+        async fn void(&self, _: &str, _: &str) -> Result<(), ProviderError> {
+            Err(ProviderError::Unsupported("void"))
+        }
+        fn live_credential(&self) -> Option<&'static str> {
+            self.live.then_some("secret_key")
+        }
+    }
+
+    fn dummy(ctx: &ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError> {
+        let table = ctx.config.as_object().cloned().unwrap_or_default();
+        if let Some(key) = table.keys().find(|k| *k != "live") {
+            return Err(ProviderError::Config(format!("unknown key {key:?}")));
+        }
+        let live = table.get("live") == Some(&serde_json::Value::Bool(true));
+        Ok(Arc::new(Dummy { live }))
+    }
+
     static A: ProviderRegistration = ProviderRegistration {
         id: "alpha",
         build: refuse,
+        test_only: false,
     };
     static A2: ProviderRegistration = ProviderRegistration {
         id: "alpha",
         build: refuse,
+        test_only: false,
     };
+    static REAL: ProviderRegistration = ProviderRegistration {
+        id: "real",
+        build: dummy,
+        test_only: false,
+    };
+    static TEST_ONLY: ProviderRegistration = ProviderRegistration {
+        id: "testonly",
+        build: dummy,
+        test_only: true,
+    };
+
+    fn one(id: &str, table: serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+        BTreeMap::from([(id.to_string(), table)])
+    }
+
+    const SANDBOX: HanteraMode = HanteraMode::Sandbox;
+    const REAL_HANTERA: HanteraMode = HanteraMode::Real;
 
     #[test]
     fn a_duplicate_registration_fails_fast() {
-        let err = Registry::build_from([&A, &A2], &BTreeMap::new(), "http://x").unwrap_err();
+        let err =
+            Registry::build_from([&A, &A2], &BTreeMap::new(), "http://x", SANDBOX).unwrap_err();
         assert!(matches!(err, RegistryError::Duplicate("alpha")));
     }
 
     #[test]
     fn a_configured_provider_that_is_not_compiled_in_fails_fast() {
-        let mut configured = BTreeMap::new();
-        configured.insert("paypal".to_string(), serde_json::json!({}));
-        let err = Registry::build_from([&A], &configured, "http://x").unwrap_err();
+        let configured = one("paypal", serde_json::json!({}));
+        let err = Registry::build_from([&A], &configured, "http://x", SANDBOX).unwrap_err();
         assert!(err.to_string().contains("paypal"), "{err}");
     }
 
     #[test]
     fn a_provider_refusing_its_config_fails_the_build() {
-        let mut configured = BTreeMap::new();
-        configured.insert("alpha".to_string(), serde_json::json!({}));
-        let err = Registry::build_from([&A], &configured, "http://x").unwrap_err();
+        let configured = one("alpha", serde_json::json!({}));
+        let err = Registry::build_from([&A], &configured, "http://x", SANDBOX).unwrap_err();
         assert!(err.to_string().contains("webhook_secret"), "{err}");
     }
 
     #[test]
     fn unconfigured_providers_are_not_enabled() {
-        let reg = Registry::build_from([&A], &BTreeMap::new(), "http://x").unwrap();
+        let reg = Registry::build_from([&A], &BTreeMap::new(), "http://x", SANDBOX).unwrap();
         assert_eq!(reg.ids().count(), 0);
+    }
+
+    #[test]
+    fn a_live_credential_is_refused_next_to_the_sandbox_and_named_by_its_key() {
+        let live = one("real", serde_json::json!({ "live": true }));
+        let err = Registry::build_from([&REAL], &live, "http://x", SANDBOX).unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::LiveInSandbox { id, key: "secret_key" } if id == "real"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("secret_key"), "{err}");
+        let reg = Registry::build_from([&REAL], &live, "http://x", REAL_HANTERA).unwrap();
+        assert_eq!(reg.ids().collect::<Vec<_>>(), ["real"]);
+        let test = one("real", serde_json::json!({ "live": false }));
+        Registry::build_from([&REAL], &test, "http://x", SANDBOX).unwrap();
+    }
+
+    #[test]
+    fn a_test_only_provider_next_to_a_real_hantera_needs_the_explicit_flag() {
+        let plain = one("testonly", serde_json::json!({}));
+        let err = Registry::build_from([&TEST_ONLY], &plain, "http://x", REAL_HANTERA).unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::TestOnlyWithRealHantera { id } if id == "testonly"),
+            "{err}"
+        );
+        assert!(err.to_string().contains(ALLOW_WITH_REAL_HANTERA), "{err}");
+
+        // Allowed, the flag is taken out of the table (the provider refuses unknown keys)
+        // and the registry lists the provider for the start-up warning.
+        for flag in [serde_json::json!(true), serde_json::json!("true")] {
+            let allowed = one(
+                "testonly",
+                serde_json::json!({ ALLOW_WITH_REAL_HANTERA: flag }),
+            );
+            let reg =
+                Registry::build_from([&TEST_ONLY], &allowed, "http://x", REAL_HANTERA).unwrap();
+            assert_eq!(reg.test_only().collect::<Vec<_>>(), ["testonly"]);
+        }
+        let off = one(
+            "testonly",
+            serde_json::json!({ ALLOW_WITH_REAL_HANTERA: false }),
+        );
+        assert!(Registry::build_from([&TEST_ONLY], &off, "http://x", REAL_HANTERA).is_err());
+        let typo = one(
+            "testonly",
+            serde_json::json!({ ALLOW_WITH_REAL_HANTERA: "yes please" }),
+        );
+        let err = Registry::build_from([&TEST_ONLY], &typo, "http://x", REAL_HANTERA).unwrap_err();
+        assert!(err.to_string().contains("must be true or false"), "{err}");
+    }
+
+    #[test]
+    fn a_test_only_provider_needs_no_flag_next_to_the_sandbox_and_other_providers_never_take_it() {
+        let plain = one("testonly", serde_json::json!({}));
+        let reg = Registry::build_from([&TEST_ONLY], &plain, "http://x", SANDBOX).unwrap();
+        assert_eq!(reg.test_only().collect::<Vec<_>>(), ["testonly"]);
+        // On a provider that is not test-only the flag means nothing: the provider sees it
+        // and refuses it as an unknown key.
+        let flagged = one("real", serde_json::json!({ ALLOW_WITH_REAL_HANTERA: true }));
+        let err = Registry::build_from([&REAL], &flagged, "http://x", REAL_HANTERA).unwrap_err();
+        assert!(err.to_string().contains(ALLOW_WITH_REAL_HANTERA), "{err}");
     }
 }

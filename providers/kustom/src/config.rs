@@ -155,7 +155,7 @@ impl Table<'_> {
     fn url(&self, key: &str) -> Result<Option<String>, ProviderError> {
         match self.string(key)? {
             Some(u) if !absolute_http_url(&u) => Err(config_error(format!(
-                "{key} {u:?} is not an absolute http(s) URL"
+                "{key} is not an absolute http(s) URL"
             ))),
             other => Ok(other),
         }
@@ -206,6 +206,23 @@ fn percent_to_basis_points(value: &Value) -> Option<i64> {
 }
 
 impl KustomConfig {
+    /// The key holding a live credential, if any: a live API key (`kco_live_…`), or
+    /// Kustom's production API as `api_base` (playground keys do not work there, and a
+    /// live key is what would be sent).
+    pub fn live_credential(&self) -> Option<&'static str> {
+        if self.api_key.expose().starts_with("kco_live_") {
+            return Some("api_key");
+        }
+        // Compared by host, so a trailing slash, a path or the letter case do not hide it.
+        let host = |url: &str| {
+            reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+        };
+        let live = host(LIVE_API);
+        (live.is_some() && host(&self.api_base) == live).then_some("api_base")
+    }
+
     /// Parses and checks the table. Refuses unknown keys (a misspelt key is a setting
     /// silently not applied) and never echoes secret values.
     pub fn from_value(config: &Value) -> Result<Self, ProviderError> {
@@ -233,9 +250,8 @@ impl KustomConfig {
             .trim_end_matches('/')
             .to_string();
         if !absolute_http_url(&api_base) {
-            return Err(config_error(format!(
-                "api_base {api_base:?} is not an absolute http(s) URL"
-            )));
+            // The value is not repeated: a URL may carry credentials.
+            return Err(config_error("api_base is not an absolute http(s) URL"));
         }
         let username = t.string("username")?;
         if username.as_deref().is_some_and(|u| u.contains(':')) {
@@ -256,19 +272,19 @@ impl KustomConfig {
         let deny = match t.string("validation_deny")?.as_deref() {
             None | Some("redirect") => DenyStyle::Redirect,
             Some("status_400") => DenyStyle::Status400,
-            Some(other) => {
-                return Err(config_error(format!(
-                    "validation_deny {other:?} must be \"redirect\" or \"status_400\""
-                )))
+            Some(_) => {
+                return Err(config_error(
+                    "validation_deny must be \"redirect\" or \"status_400\"",
+                ))
             }
         };
         let on_error = match t.string("validation_on_error")?.as_deref() {
             None | Some("approve") => OnError::Approve,
             Some("deny") => OnError::Deny,
-            Some(other) => {
-                return Err(config_error(format!(
-                    "validation_on_error {other:?} must be \"approve\" or \"deny\""
-                )))
+            Some(_) => {
+                return Err(config_error(
+                    "validation_on_error must be \"approve\" or \"deny\"",
+                ))
             }
         };
         let budget_ms = t.number("validation_timeout_ms", 2_500)?;
@@ -353,6 +369,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.api_base, "http://127.0.0.1:1/fakes/kustom");
+    }
+
+    #[test]
+    fn a_live_key_or_the_production_api_is_a_live_credential() {
+        let live = |table: Value| KustomConfig::from_value(&table).unwrap().live_credential();
+        assert_eq!(
+            live(json!({ "api_key": "kco_live_api_x" })),
+            Some("api_key")
+        );
+        assert_eq!(
+            live(
+                json!({ "api_key": "kco_live_api_x", "api_base": "http://127.0.0.1:1/fakes/kustom" })
+            ),
+            Some("api_key"),
+            "a live key is live wherever it is sent"
+        );
+        assert_eq!(
+            live(json!({ "api_key": "kco_test_api_x", "api_base": "https://API.kustom.co/" })),
+            Some("api_base")
+        );
+        assert_eq!(live(json!({ "api_key": "kco_test_api_x" })), None);
+        assert_eq!(
+            live(json!({ "api_key": "k", "api_base": "http://127.0.0.1:1/fakes/kustom" })),
+            None
+        );
     }
 
     #[test]

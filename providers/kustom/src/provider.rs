@@ -41,7 +41,7 @@ fn build(ctx: &ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError> 
 }
 
 psp_core::inventory::submit! {
-    psp_core::ProviderRegistration { id: ID, build }
+    psp_core::ProviderRegistration { id: ID, build, test_only: false }
 }
 
 /// The Kustom adapter. See the crate documentation for the flows.
@@ -480,6 +480,10 @@ impl KustomProvider {
 impl Provider for KustomProvider {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn live_credential(&self) -> Option<&'static str> {
+        self.config.live_credential()
     }
 
     fn capabilities(&self) -> Capabilities {

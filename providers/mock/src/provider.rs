@@ -44,7 +44,9 @@ fn build(ctx: &ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError> 
 }
 
 psp_core::inventory::submit! {
-    psp_core::ProviderRegistration { id: ID, build }
+    // Anyone can approve a payment with the public test card, so the registry refuses the mock
+    // next to a real Hantera unless its table allows it explicitly.
+    psp_core::ProviderRegistration { id: ID, build, test_only: true }
 }
 
 /// Builds the fake for the gateway to mount at [`FAKE_PATH`]. With a config table it
@@ -236,9 +238,8 @@ impl MockProvider {
             .trim_end_matches('/')
             .to_string();
         if !absolute_http_url(&api_base) {
-            return Err(config_error(format!(
-                "api_base {api_base:?} is not an absolute http(s) URL"
-            )));
+            // The value is not repeated: a URL may carry credentials.
+            return Err(config_error("api_base is not an absolute http(s) URL"));
         }
 
         let prefix = string_value(table, "payment_number_prefix")?

@@ -106,7 +106,12 @@ async fn the_mock_provider_is_compiled_in_and_builds_from_the_registry() {
 
     let mut configured = BTreeMap::new();
     configured.insert("mock".to_string(), json!({ "webhook_secret": "whsec_x" }));
-    let registry = psp_core::Registry::build(&configured, "http://127.0.0.1:8080").unwrap();
+    let registry = psp_core::Registry::build(
+        &configured,
+        "http://127.0.0.1:8080",
+        psp_core::HanteraMode::Sandbox,
+    )
+    .unwrap();
     let provider = registry.get("mock").unwrap();
     assert_eq!(provider.id(), "mock");
     assert_eq!(provider.payment_number_prefix(), "MOCK-");
@@ -120,11 +125,34 @@ async fn the_mock_provider_is_compiled_in_and_builds_from_the_registry() {
     );
 }
 
+#[test]
+fn the_mock_is_test_only_so_a_real_hantera_refuses_it_unless_its_table_allows_it() {
+    let real = psp_core::HanteraMode::Real;
+    let mut configured = BTreeMap::new();
+    configured.insert("mock".to_string(), json!({ "webhook_secret": "whsec_x" }));
+    let err = psp_core::Registry::build(&configured, "http://127.0.0.1:8080", real).unwrap_err();
+    assert!(
+        matches!(err, psp_core::RegistryError::TestOnlyWithRealHantera { .. }),
+        "{err}"
+    );
+    configured.insert(
+        "mock".to_string(),
+        json!({ "webhook_secret": "whsec_x", "allow_with_real_hantera": true }),
+    );
+    let registry = psp_core::Registry::build(&configured, "http://127.0.0.1:8080", real).unwrap();
+    assert_eq!(registry.test_only().collect::<Vec<_>>(), ["mock"]);
+}
+
 #[tokio::test]
 async fn a_missing_webhook_secret_stops_the_registry_from_building() {
     let mut configured = BTreeMap::new();
     configured.insert("mock".to_string(), json!({ "api_key": "k" }));
-    let err = psp_core::Registry::build(&configured, "http://127.0.0.1:8080").unwrap_err();
+    let err = psp_core::Registry::build(
+        &configured,
+        "http://127.0.0.1:8080",
+        psp_core::HanteraMode::Sandbox,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("webhook_secret"), "{err}");
     let err = MockProvider::from_config(&json!({ "webhook_secret": "" }), "http://x").unwrap_err();
     assert!(matches!(err, ProviderError::Config(_)), "{err}");

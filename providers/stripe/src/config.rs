@@ -92,6 +92,13 @@ pub(crate) fn is_api_version(value: &str) -> bool {
 }
 
 impl StripeConfig {
+    /// The key holding a live credential, if any: a live secret key (`sk_live_…`) or a
+    /// live restricted key (`rk_live_…`) moves real money. Test keys (`sk_test_…`) never do.
+    pub fn live_credential(&self) -> Option<&'static str> {
+        let key = self.secret_key.expose();
+        (key.starts_with("sk_live_") || key.starts_with("rk_live_")).then_some("secret_key")
+    }
+
     /// Validates the table. Unknown keys are refused, so a misspelt key is not silently
     /// replaced by its default.
     pub fn from_value(config: &Value) -> Result<Self, ProviderError> {
@@ -158,18 +165,17 @@ impl StripeConfig {
         let url_ok = reqwest::Url::parse(&api_base)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
         if !url_ok {
-            return Err(config_error(format!(
-                "api_base {api_base:?} is not an absolute http(s) URL"
-            )));
+            // The value is not repeated: a URL may carry credentials.
+            return Err(config_error("api_base is not an absolute http(s) URL"));
         }
 
         let capture_method = match string(table, "capture_method")?.as_deref() {
             None | Some("manual") => CaptureMethod::Manual,
             Some("automatic") => CaptureMethod::Automatic,
-            Some(other) => {
-                return Err(config_error(format!(
-                    "capture_method {other:?} is neither \"manual\" nor \"automatic\""
-                )))
+            Some(_) => {
+                return Err(config_error(
+                    "capture_method must be \"manual\" or \"automatic\"",
+                ))
             }
         };
 
@@ -183,7 +189,7 @@ impl StripeConfig {
             string(table, "api_version")?.unwrap_or_else(|| DEFAULT_API_VERSION.into());
         if !is_api_version(&api_version) {
             return Err(config_error(format!(
-                "api_version {api_version:?} is not a Stripe API version such as {DEFAULT_API_VERSION:?}"
+                "api_version is not a Stripe API version such as {DEFAULT_API_VERSION:?}"
             )));
         }
 
@@ -283,6 +289,19 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn live_secret_and_restricted_keys_are_live_credentials_and_test_keys_are_not() {
+        let with_key = |key: &str| {
+            let mut v = minimal();
+            v["secret_key"] = json!(key);
+            StripeConfig::from_value(&v).unwrap().live_credential()
+        };
+        assert_eq!(with_key("sk_live_abc"), Some("secret_key"));
+        assert_eq!(with_key("rk_live_abc"), Some("secret_key"));
+        assert_eq!(with_key("sk_test_abc"), None);
+        assert_eq!(with_key("rk_test_abc"), None);
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn build(ctx: &ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError> 
 }
 
 psp_core::inventory::submit! {
-    psp_core::ProviderRegistration { id: ID, build }
+    psp_core::ProviderRegistration { id: ID, build, test_only: false }
 }
 
 /// The Stripe adapter. Configuration: see [`StripeConfig`] and `docs/stripe.md`.
@@ -330,6 +330,10 @@ fn public_key(key: Option<&str>, headers: &HeaderMap) -> Response {
 impl Provider for StripeProvider {
     fn id(&self) -> &'static str {
         ID
+    }
+
+    fn live_credential(&self) -> Option<&'static str> {
+        self.config.live_credential()
     }
 
     fn capabilities(&self) -> Capabilities {
