@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use psp_core::ports::{Hantera, Store};
@@ -17,8 +18,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::error::AppError;
+use crate::error::{uniform_errors, AppError};
 use crate::metrics::Metrics;
+use crate::ratelimit::StorefrontLimits;
 use crate::routes;
 
 /// Everything a handler or a worker needs.
@@ -44,6 +46,8 @@ pub struct AppState {
     /// when none is configured, a random one made at start-up (the embedded sandbox is
     /// handed this one; a real Hantera without a configured token cannot call the hooks).
     pub hook_token: Secret,
+    /// The rate limits of the storefront's payment routes.
+    pub limits: Arc<StorefrontLimits>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -89,6 +93,7 @@ impl AppState {
                 ))
             }
         };
+        let limits = Arc::new(StorefrontLimits::new(&config.server.rate_limit));
         Self {
             config,
             public_url: public_url.trim_end_matches('/').into(),
@@ -99,6 +104,7 @@ impl AppState {
             metrics,
             work: Arc::new(tokio::sync::Notify::new()),
             hook_token,
+            limits,
         }
     }
 
@@ -108,30 +114,40 @@ impl AppState {
     }
 }
 
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The header that carries a request's id, taken from the caller when it is a short id of
+/// safe characters, otherwise made here.
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id accepted from a caller.
+const MAX_REQUEST_ID: usize = 64;
 
 /// The gateway's routes with their layers. Provider routes (hosted pages, callbacks) are
 /// merged in from the registry.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
+    let storefront_limits =
+        middleware::from_fn_with_state(state.clone(), crate::ratelimit::storefront);
     let mut app = Router::new()
         .route(
             "/ingress/commerce/carts/{cart_id}/payment/{provider}",
-            post(routes::checkout::start),
+            post(routes::checkout::start).route_layer(storefront_limits.clone()),
         )
         .route(
             "/ingress/commerce/carts/{cart_id}/payment/{provider}/confirm",
-            post(routes::checkout::confirm),
+            post(routes::checkout::confirm).route_layer(storefront_limits),
         )
         .route("/webhooks/{provider}", post(routes::webhooks::receive))
         .nest("/hantera/hooks", routes::hooks::router(state.clone()))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
-        .route("/metrics", get(routes::ops::metrics))
         .nest("/admin", routes::admin::router(state.clone()))
         .fallback(|| async { AppError::not_found("NOT_FOUND", "no such route") })
         .with_state(state.clone());
+    // With a listener of its own, /metrics is not served here at all.
+    if state.config.server.metrics_listen.is_none() {
+        app = app.merge(metrics_route(state.clone()));
+    }
     let services = psp_core::ProviderServices {
         hantera: state.hantera.clone(),
         store: state.store.clone(),
@@ -142,8 +158,38 @@ pub fn router(state: AppState) -> Router {
             app = app.merge(extra);
         }
     }
-    app.layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+    edge_layers(
+        app.layer(DefaultBodyLimit::max(body_limit))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                timeout,
+            )),
+    )
+}
+
+/// `/metrics` alone, for `server.metrics_listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    edge_layers(
+        metrics_route(state)
+            .fallback(|| async { AppError::not_found("NOT_FOUND", "no such route") }),
+    )
+}
+
+fn metrics_route(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(routes::ops::metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                routes::ops::require_metrics_token,
+            )),
+        )
+        .with_state(state)
+}
+
+/// Request ids, the request span, and the error shape of every answer.
+fn edge_layers(app: Router) -> Router {
+    app.layer(middleware::from_fn(uniform_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -152,8 +198,50 @@ pub fn router(state: AppState) -> Router {
                     .get(&REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                let path = req.uri().path();
+                // A long path is not worth a long log line.
+                let path = path.get(..path.len().min(200)).unwrap_or(path);
+                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(middleware::map_request(accept_request_id))
+}
+
+/// Drops a caller's `X-Request-Id` unless it is one short id of safe characters (so that
+/// it cannot forge log fields or fill the log); `SetRequestIdLayer` then makes one.
+async fn accept_request_id<B>(mut req: Request<B>) -> Request<B> {
+    let mut ids = req.headers().get_all(&REQUEST_ID).iter();
+    let acceptable = match (ids.next(), ids.next()) {
+        (Some(id), None) => is_safe_request_id(id.as_bytes()),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !acceptable {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    req
+}
+
+fn is_safe_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_ids_of_safe_characters_are_taken_from_callers() {
+        assert!(is_safe_request_id(b"0b1c-2d.3e_4F"));
+        assert!(is_safe_request_id(&[b'a'; 64]));
+        assert!(!is_safe_request_id(&[b'a'; 65]));
+        assert!(!is_safe_request_id(b""));
+        assert!(!is_safe_request_id(b"x level=ERROR msg=forged"));
+        assert!(!is_safe_request_id(b"a\x1b[31m"));
+    }
 }

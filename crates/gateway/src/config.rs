@@ -102,6 +102,116 @@ pub struct ServerConfig {
     /// `json` for one JSON object per log line, `text` for people.
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// Longest wait for a request's headers, in milliseconds: from the connection's start
+    /// for its first request, from the first byte for later ones.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long a keep-alive connection may wait for its next request, in milliseconds.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// After SIGTERM, how long requests and jobs in flight may take before the process
+    /// exits anyway, in milliseconds.
+    #[serde(default = "default_shutdown_deadline_ms")]
+    pub shutdown_deadline_ms: u64,
+    /// A separate address for `/metrics`; unset, it is served on `listen`.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Bearer token `/metrics` wants; unset, it is open.
+    #[serde(default)]
+    pub metrics_token: Option<Secret>,
+    /// Rate limits of the storefront's payment routes.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[server.rate_limit]`: token buckets per client address and per cart in front of
+/// checkout and confirm, each of which costs PSP calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether the limits apply.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Calls one client address may make at once.
+    #[serde(default = "default_client_burst")]
+    pub client_burst: u32,
+    /// Calls a minute one client address may make, sustained.
+    #[serde(default = "default_client_per_minute")]
+    pub client_per_minute: u32,
+    /// Calls for one cart at once.
+    #[serde(default = "default_cart_burst")]
+    pub cart_burst: u32,
+    /// Calls a minute for one cart, sustained.
+    #[serde(default = "default_cart_per_minute")]
+    pub cart_per_minute: u32,
+    /// Clients and carts tracked at most (each map), which bounds the memory.
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked: usize,
+    /// A header set by the reverse proxy in front (e.g. `x-forwarded-for`) whose last
+    /// address is the client's; unset, the connection's peer address is.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            client_burst: default_client_burst(),
+            client_per_minute: default_client_per_minute(),
+            cart_burst: default_cart_burst(),
+            cart_per_minute: default_cart_per_minute(),
+            max_tracked: default_max_tracked(),
+            client_ip_header: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the connection limits, the metrics endpoint and the rate limits.
+    fn validate_edge(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.header_read_timeout_ms == 0 || self.idle_timeout_ms == 0 {
+            return invalid(
+                "server.header_read_timeout_ms and server.idle_timeout_ms must be at least 1",
+            );
+        }
+        if self.max_connections == 0 {
+            return invalid("server.max_connections must be at least 1");
+        }
+        if let Some(addr) = &self.metrics_listen {
+            addr.parse::<SocketAddr>().map_err(|e| {
+                ConfigError::Invalid(format!("server.metrics_listen {addr:?}: {e}"))
+            })?;
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return invalid("server.metrics_token must be at least 16 characters");
+        }
+        let r = &self.rate_limit;
+        if r.client_burst == 0
+            || r.client_per_minute == 0
+            || r.cart_burst == 0
+            || r.cart_per_minute == 0
+            || r.max_tracked == 0
+        {
+            return invalid("server.rate_limit: bursts, rates and max_tracked must be at least 1");
+        }
+        if let Some(h) = &r.client_ip_header {
+            axum::http::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "server.rate_limit.client_ip_header {h:?} is not a header name"
+                ))
+            })?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -113,6 +223,13 @@ impl Default for ServerConfig {
             body_limit_bytes: default_body_limit(),
             request_timeout_ms: default_request_timeout_ms(),
             log_format: default_log_format(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            max_connections: default_max_connections(),
+            shutdown_deadline_ms: default_shutdown_deadline_ms(),
+            metrics_listen: None,
+            metrics_token: None,
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -128,6 +245,33 @@ fn default_request_timeout_ms() -> u64 {
 }
 fn default_log_format() -> String {
     "text".into()
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    75_000
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_shutdown_deadline_ms() -> u64 {
+    25_000
+}
+fn default_client_burst() -> u32 {
+    300
+}
+fn default_client_per_minute() -> u32 {
+    600
+}
+fn default_cart_burst() -> u32 {
+    30
+}
+fn default_cart_per_minute() -> u32 {
+    30
+}
+fn default_max_tracked() -> usize {
+    100_000
 }
 
 /// `[store]`
@@ -663,6 +807,7 @@ impl Config {
                 "server.body_limit_bytes must be at least 1024".into(),
             ));
         }
+        self.server.validate_edge()?;
         let store = self.store.url.expose();
         if !(store.starts_with("sqlite:")
             || store.starts_with("postgres://")

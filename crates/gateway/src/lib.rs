@@ -6,8 +6,10 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod ratelimit;
 mod routes;
 pub mod server;
 pub mod worker;

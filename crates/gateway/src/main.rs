@@ -1,8 +1,9 @@
 //! The `psp-gateway` command line.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gateway::config::Config;
@@ -58,8 +59,11 @@ enum Command {
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colour codes only for a person at a terminal: in a file or a log pipeline they are
+    // noise that a caller's input could also imitate.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -107,6 +111,9 @@ fn main() -> ExitCode {
             Command::CheckConfig { config } => check_config(config).await,
         }
     });
+    // The shutdown deadline has passed or everything ended: a blocking task still running
+    // (a DNS lookup, say) must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -122,6 +129,9 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let gateway = server::build(config).await?;
     // Tests and scripts read this line to learn the address (the port may be 0 in config).
     println!("psp-gateway listening on {}", gateway.public_url);
+    if let Some(addr) = gateway.metrics_addr {
+        println!("psp-gateway metrics on http://{addr}/metrics");
+    }
     if gateway.embedded {
         println!(
             "embedded default: sandbox Hantera and fake PSPs ({}) in this process; open {}/ in a browser",

@@ -27,6 +27,9 @@ pub struct Metrics {
     jobs: Family<Labels, Counter>,
     pending: Family<Labels, Gauge>,
     oldest: Family<Labels, Gauge<f64, AtomicU64>>,
+    connections: Gauge,
+    connections_closed: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +90,24 @@ impl Metrics {
             "Age of the oldest pending job of each kind",
             oldest.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "HTTP connections open now",
+            connections.clone(),
+        );
+        let connections_closed = Family::<Labels, Counter>::default();
+        registry.register(
+            "http_connections_closed_by_server",
+            "HTTP connections the gateway closed, by reason: header_timeout, idle_timeout, shutdown",
+            connections_closed.clone(),
+        );
+        let rate_limited = Family::<Labels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Storefront calls refused with 429, by route and by the limit that refused (client, cart)",
+            rate_limited.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -96,7 +117,33 @@ impl Metrics {
             jobs,
             pending,
             oldest,
+            connections,
+            connections_closed,
+            rate_limited,
         }
+    }
+
+    /// Adds `delta` to the open HTTP connections.
+    pub fn connections_open(&self, delta: i64) {
+        self.connections.inc_by(delta);
+    }
+
+    /// Counts a connection the gateway closed (`header_timeout`, `idle_timeout`,
+    /// `shutdown`).
+    pub fn connection_closed_by_server(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
+
+    /// Counts a storefront call refused by a rate limit (`client` or `cart`).
+    pub fn rate_limited(&self, route: &'static str, scope: &'static str) {
+        self.rate_limited
+            .get_or_create(&vec![
+                ("route", route.to_string()),
+                ("scope", scope.to_string()),
+            ])
+            .inc();
     }
 
     /// Counts a hook verdict (`accepted`, `duplicate`, `ignored`, `bad_token`, `malformed`).

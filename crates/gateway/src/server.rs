@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use psp_core::ports::Hantera;
@@ -11,18 +11,23 @@ use psp_core::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::{router, AppState};
+use crate::app::{metrics_router, router, AppState};
 use crate::config::Config;
+use crate::http::{serve, ConnLimits};
 
 /// A gateway bound to its address, ready to run.
 pub struct Gateway {
     listener: TcpListener,
     app: axum::Router,
+    /// `/metrics` on an address of its own (`server.metrics_listen`).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     /// The embedded sandbox, whose event streams must be ended for a graceful shutdown.
     sandbox: Option<hantera_sandbox::Sandbox>,
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address `/metrics` is served on, when it has its own.
+    pub metrics_addr: Option<SocketAddr>,
     /// The public base URL.
     pub public_url: String,
     /// Whether Hantera is the embedded sandbox.
@@ -44,6 +49,18 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match &config.server.metrics_listen {
+        Some(listen) => Some(
+            TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding server.metrics_listen {listen}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let loopback = loopback_url(addr);
     let public_url = config
         .server
@@ -143,9 +160,11 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     Ok(Gateway {
         listener,
         app,
+        metrics_listener,
         state,
         sandbox,
         addr,
+        metrics_addr,
         public_url,
         embedded,
     })
@@ -211,35 +230,64 @@ impl Gateway {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains requests and the worker.
+    /// Serves until `shutdown` resolves, then drains requests and the worker, for
+    /// `server.shutdown_deadline_ms` at most: what still runs then is cut off (a job's
+    /// lease expires and it runs again; a cut request is the caller's to retry).
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let server = &self.state.config.server;
+        let limits = ConnLimits::from_config(server);
+        let grace = Duration::from_millis(server.shutdown_deadline_ms);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (http_stop_tx, http_stop_rx) = watch::channel(None::<Instant>);
         let worker = self
             .state
             .config
             .worker
             .enabled
             .then(|| tokio::spawn(crate::worker::run(self.state.clone(), stop_rx.clone())));
-        let mut stop_for_server = stop_rx.clone();
-        let server = axum::serve(self.listener, self.app).with_graceful_shutdown(async move {
-            let _ = stop_for_server.wait_for(|stop| *stop).await;
-        });
-        let sandbox = self.sandbox.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests and jobs in flight");
-            // Open cart event streams would hold the graceful shutdown forever.
-            if let Some(sandbox) = sandbox {
-                sandbox.close_event_streams();
+        let metrics = Some(self.state.metrics.clone());
+        let mut servers = vec![tokio::spawn(serve(
+            self.listener,
+            self.app,
+            limits,
+            http_stop_rx.clone(),
+            metrics.clone(),
+        ))];
+        if let Some(listener) = self.metrics_listener {
+            servers.push(tokio::spawn(serve(
+                listener,
+                metrics_router(self.state.clone()),
+                limits,
+                http_stop_rx,
+                None,
+            )));
+        }
+        shutdown.await;
+        let deadline = Instant::now() + grace;
+        tracing::info!(
+            deadline_ms = grace.as_millis() as u64,
+            "shutting down: finishing requests and jobs in flight"
+        );
+        // Open cart event streams would hold the graceful shutdown until the deadline.
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.close_event_streams();
+        }
+        let _ = stop_tx.send(true);
+        let _ = http_stop_tx.send(Some(deadline));
+        for server in servers {
+            let _ = server.await;
+        }
+        if let Some(mut worker) = worker {
+            if tokio::time::timeout_at(deadline.into(), &mut worker)
+                .await
+                .is_err()
+            {
+                tracing::warn!("shutdown deadline reached: jobs still running are cut off; their leases expire and they run again");
+                worker.abort();
             }
-            let _ = stop_tx.send(true);
-        });
-        server.await.context("serving HTTP")?;
-        if let Some(worker) = worker {
-            let _ = worker.await;
         }
         Ok(())
     }
@@ -315,12 +363,17 @@ pub async fn run_sandbox(listen: &str, hooks: Option<SandboxHooks>) -> anyhow::R
         None => println!("not forwarding hooks (no --gateway-url)"),
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    let closer = sandbox.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            closer.close_event_streams();
-        })
-        .await
-        .context("serving the sandbox")
+    let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
+    let server = tokio::spawn(serve(
+        listener,
+        app,
+        ConnLimits::from_config(&crate::config::ServerConfig::default()),
+        stop_rx,
+        None,
+    ));
+    shutdown_signal().await;
+    sandbox.close_event_streams();
+    let grace = Duration::from_millis(crate::config::ServerConfig::default().shutdown_deadline_ms);
+    let _ = stop_tx.send(Some(Instant::now() + grace));
+    server.await.context("serving the sandbox")
 }

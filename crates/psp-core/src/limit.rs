@@ -233,9 +233,7 @@ mod tests {
         // Keys already tracked keep their buckets.
         assert!(limit.try_acquire_at(&5, t0).is_ok());
         // Once the old buckets are full, they make room.
-        assert!(limit
-            .try_acquire_at(&1000, t0 + RATE.refill_time())
-            .is_ok());
+        assert!(limit.try_acquire_at(&1000, t0 + RATE.refill_time()).is_ok());
         assert_eq!(limit.tracked(), 1);
     }
 }

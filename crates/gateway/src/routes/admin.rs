@@ -14,7 +14,7 @@
 //! Replaying is idempotent: a job that is not failed is left alone, and replaying a
 //! completion twice in the same state adds one job.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -27,6 +27,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::routes::{Path, Query};
 
 pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()

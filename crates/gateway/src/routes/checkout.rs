@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use psp_core::ports::{JobState, NewJob, Session, SessionStatus};
 use psp_core::{
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::error::AppError;
-use crate::routes::{body, cart_id, provider};
+use crate::routes::{body, cart_id, provider, Path};
 
 /// `POST /ingress/commerce/carts/{cartId}/payment/{provider}`: starts a session with the
 /// PSP for the cart's current total, or returns the one already started for it.
@@ -148,14 +148,26 @@ fn existing_session(session: &Session) -> Option<ExistingSession> {
     })
 }
 
+/// The storefront's error for a failed PSP call. A provider's own check of the request
+/// is answered as it words it; whatever the PSP said goes to the log only, since the
+/// caller is unauthenticated and the PSP's words can name keys, accounts or internals.
 fn provider_error(state: &AppState, provider: &str, e: ProviderError) -> AppError {
     match e {
         ProviderError::BadRequest(m) => AppError::bad_request("BAD_CHECKOUT_REQUEST", m),
-        ProviderError::Locked(m) => AppError::conflict("PAYMENT_IN_PROGRESS", m),
+        ProviderError::Locked(m) => {
+            tracing::info!(provider, reason = %m, "PSP session can no longer change");
+            AppError::conflict(
+                "PAYMENT_IN_PROGRESS",
+                "the payment is in progress at the payment provider and can no longer change",
+            )
+        }
         ProviderError::Rejected { code, message } => {
             state.metrics.upstream_error(provider);
-            AppError::upstream("PSP_REJECTED", format!("the PSP refused: {message}"))
-                .with_details(json!({ "pspCode": code }))
+            tracing::warn!(provider, psp_code = %code, psp_message = %message, "PSP refused the checkout");
+            AppError::upstream(
+                "PSP_REJECTED",
+                "the payment provider refused to start the payment",
+            )
         }
         other => {
             state.metrics.upstream_error(provider);

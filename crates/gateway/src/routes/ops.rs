@@ -1,12 +1,15 @@
 //! Liveness, readiness and metrics.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::error::{AppError, ErrorItem};
 
 /// Liveness: the process answers.
 pub(crate) async fn healthz() -> impl IntoResponse {
@@ -14,22 +17,82 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 }
 
 /// Readiness: the store and Hantera answer. A gateway that cannot record or complete
-/// should get no traffic.
-pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// should get no traffic. Why a part failed goes to the log: the probe is public, and an
+/// upstream's error text is no caller's business.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.ping().await;
     let hantera = state.hantera.ping().await;
-    let ready = store.is_ok() && hantera.is_ok();
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "store": store.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
-        "hantera": hantera.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
-    });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    if let Err(e) = &store {
+        tracing::warn!(error = %e, "readiness: the store does not answer");
+    }
+    if let Err(e) = &hantera {
+        tracing::warn!(error = %e, "readiness: Hantera does not answer");
+    }
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let parts = Readiness {
+        store: word(store.is_ok()),
+        hantera: word(hantera.is_ok()),
     };
-    (status, Json(body))
+    if store.is_ok() && hantera.is_ok() {
+        return Json(Ready {
+            status: "ready",
+            parts,
+        })
+        .into_response();
+    }
+    // The readiness fields stay at the top level for probes and people; `errors` is the
+    // error shape every failure has.
+    let error = AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "NOT_READY",
+        "a part the gateway needs does not answer",
+    )
+    .with_details(serde_json::to_value(parts).unwrap_or_default());
+    let body = NotReady {
+        status: "not_ready",
+        parts,
+        errors: [error.into_item()],
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+#[derive(Clone, Copy, Serialize)]
+struct Readiness {
+    store: &'static str,
+    hantera: &'static str,
+}
+
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+    #[serde(flatten)]
+    parts: Readiness,
+}
+
+#[derive(Serialize)]
+struct NotReady {
+    status: &'static str,
+    #[serde(flatten)]
+    parts: Readiness,
+    errors: [ErrorItem; 1],
+}
+
+/// `server.metrics_token`, when set: `/metrics` wants it as a Bearer token, compared in
+/// constant time.
+pub(crate) async fn require_metrics_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    if let Some(expected) = &state.config.server.metrics_token {
+        if !super::bearer_matches(req.headers(), expected) {
+            return Err(AppError::unauthorized(
+                "INVALID_TOKEN",
+                "a valid metrics bearer token (server.metrics_token) is required",
+            ));
+        }
+    }
+    Ok(next.run(req).await)
 }
 
 /// Prometheus text exposition.

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use psp_core::ports::{NewJob, NewWebhook, Recorded};
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::error::AppError;
-use crate::routes::{body, provider};
+use crate::routes::{body, provider, Path};
 use crate::worker::COMPLETE_JOB;
 
 /// Receives one delivery.
@@ -59,7 +59,13 @@ pub(crate) async fn receive(
         }
         Err(WebhookError::Malformed(m)) => {
             state.metrics.webhook(id, "malformed");
-            return Err(AppError::bad_request("MALFORMED_PAYLOAD", m));
+            // The provider's reason may quote its PSP's answer (a push is checked by
+            // reading the order back): the log has it, the caller does not.
+            tracing::warn!(provider = id, reason = %m, "webhook not understood");
+            return Err(AppError::bad_request(
+                "MALFORMED_PAYLOAD",
+                "the webhook is not one this provider understands",
+            ));
         }
     };
 
