@@ -69,6 +69,25 @@ impl Proc {
             .status();
         self.child.wait().expect("wait")
     }
+
+    /// Sends SIGTERM and waits at most `limit` for the process to exit: its status, or
+    /// `None` if it is still running then (it is killed when dropped).
+    pub fn terminate_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Spawns a command and waits for the line that starts with `marker` (then its URL).
@@ -210,6 +229,17 @@ allow_with_real_hantera = true
             cmd.env(k, v);
         }
         spawn_with(cmd, "psp-gateway listening on ")
+    }
+
+    /// Starts a gateway on these files with its log (stderr, not a terminal) collected,
+    /// with extra environment variables.
+    pub fn start_logged(&self, env: &[(&str, &str)]) -> (Proc, Lines) {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--config"]).arg(self.config());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        spawn_collecting_stderr(cmd, "psp-gateway listening on ")
     }
 
     /// Counts rows of a table in the gateway's database.
@@ -404,4 +434,125 @@ pub async fn journal(sandbox: &str) -> Vec<Value> {
         .cloned()
         .or_else(|| j["entries"].as_array().cloned())
         .unwrap_or_default()
+}
+
+/// The `host:port` of a base URL such as `http://127.0.0.1:8080`.
+pub fn host_port(base_url: &str) -> &str {
+    base_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+}
+
+/// A raw TCP connection to a base URL, for clients that misbehave on purpose.
+pub async fn raw_connect(base_url: &str) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(host_port(base_url))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {base_url}: {e}"))
+}
+
+/// Whether the other side closed `socket` within `limit` (whatever it sent is discarded).
+pub async fn closed_within(socket: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let read_to_end = async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_to_end).await.is_ok()
+}
+
+/// A stand-in upstream (a PSP, Hantera) on a free port, stopped when dropped.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Its base URL.
+    pub url: String,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    /// Answers every request with `status` and the JSON `body`, then closes.
+    pub async fn answering(status: u16, body: &str) -> Upstream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let response = format!(
+            "HTTP/1.1 {status} Upstream\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        Self::start(move |mut socket| {
+            let response = response.clone();
+            async move {
+                // Read the head and the body the head announces, then answer.
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        })
+        .await
+    }
+
+    /// Accepts connections and never answers.
+    pub async fn black_hole() -> Upstream {
+        Self::start(|socket| async move {
+            std::future::pending::<()>().await;
+            drop(socket);
+        })
+        .await
+    }
+
+    async fn start<F, Fut>(serve: F) -> Upstream
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(serve(socket));
+            }
+        });
+        Upstream {
+            url,
+            accepted,
+            task,
+        }
+    }
+
+    /// The connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
