@@ -658,8 +658,16 @@ async fn hooks_with_a_wrong_token_are_refused_and_bad_bodies_are_400() {
 
 #[tokio::test]
 async fn a_hundred_confirms_during_a_psp_outage_leave_one_pending_complete_job() {
-    // The worker is held back so every deferred completion stays pending.
-    let w = world("", &[("PSP_WORKER__ENABLED", "false")]);
+    // The worker is held back so every deferred completion stays pending. The cart's
+    // rate limit (30 calls at once by default) is raised: this is about what a hundred
+    // confirms that get through leave behind.
+    let w = world(
+        "",
+        &[
+            ("PSP_WORKER__ENABLED", "false"),
+            ("PSP_SERVER__RATE_LIMIT__CART_BURST", "200"),
+        ],
+    );
     let product = a_product(&w.sandbox.url).await;
     let (cart_id, _) = create_cart(&w.sandbox.url, &[(&product, 1)]).await;
     let psp_ref = checkout(&w.gateway.url, &cart_id).await;
