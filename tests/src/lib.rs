@@ -438,9 +438,7 @@ pub async fn journal(sandbox: &str) -> Vec<Value> {
 
 /// The `host:port` of a base URL such as `http://127.0.0.1:8080`.
 pub fn host_port(base_url: &str) -> &str {
-    base_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
+    base_url.trim_start_matches("http://").trim_end_matches('/')
 }
 
 /// A raw TCP connection to a base URL, for clients that misbehave on purpose.

@@ -25,7 +25,10 @@ async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let text = resp.text().await.expect("body");
     let body: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{status}: the error is not JSON ({e}): {text:?}"));
-    assert!(content_type.starts_with("application/json"), "{content_type}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
     let error = &body["errors"][0];
     assert!(error["code"].is_string(), "{status}: {body}");
     assert!(error["message"].is_string(), "{status}: {body}");
@@ -138,12 +141,8 @@ async fn request_ids_are_taken_only_when_short_and_safe_and_logs_carry_no_colour
             .header("x-request-id", id)
             .send()
     };
-    let id_of = |resp: &reqwest::Response| {
-        resp.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
+    let id_of =
+        |resp: &reqwest::Response| resp.headers()["x-request-id"].to_str().unwrap().to_string();
     let kept = with_id("shop-7.checkout_42").await.unwrap();
     assert_eq!(id_of(&kept), "shop-7.checkout_42");
     let forged = "abc method=DELETE request_id=forged-by-caller";
@@ -165,22 +164,20 @@ async fn request_ids_are_taken_only_when_short_and_safe_and_logs_carry_no_colour
     assert_eq!((status, code(&body)), (404, "NOT_FOUND"));
     assert_eq!(body["errors"][0]["details"]["requestId"], "err-1");
 
-    wait_for(
-        "the request log lines",
-        Duration::from_secs(10),
-        || async {
-            let lines = logs.lock().unwrap().clone();
-            (lines.iter().any(|l| l.contains("err-1"))
-                && lines.iter().any(|l| l.contains(&made)))
+    wait_for("the request log lines", Duration::from_secs(10), || async {
+        let lines = logs.lock().unwrap().clone();
+        (lines.iter().any(|l| l.contains("err-1")) && lines.iter().any(|l| l.contains(&made)))
             .then_some(())
-        },
-    )
+    })
     .await;
     let lines = logs.lock().unwrap().clone();
     assert!(lines.iter().any(|l| l.contains("shop-7.checkout_42")));
     for line in &lines {
         assert!(!line.contains('\u{1b}'), "a colour code in {line:?}");
-        assert!(!line.contains("forged-by-caller"), "a forged field in {line:?}");
+        assert!(
+            !line.contains("forged-by-caller"),
+            "a forged field in {line:?}"
+        );
         assert!(line.len() < 2_000, "a line of {} bytes", line.len());
     }
 }
@@ -315,9 +312,24 @@ async fn every_error_has_the_error_shape() {
     let big = vec![b' '; 70_000];
     let c = http();
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
-        ("an unknown route", c.get(format!("{gw}/no/such/route")), 404, "NOT_FOUND"),
-        ("GET on a POST route", c.get(format!("{gw}/webhooks/mock")), 405, "METHOD_NOT_ALLOWED"),
-        ("POST on a GET route", c.post(format!("{gw}/healthz")), 405, "METHOD_NOT_ALLOWED"),
+        (
+            "an unknown route",
+            c.get(format!("{gw}/no/such/route")),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            "GET on a POST route",
+            c.get(format!("{gw}/webhooks/mock")),
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+        (
+            "POST on a GET route",
+            c.post(format!("{gw}/healthz")),
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
         (
             "a large checkout body",
             c.post(format!(
@@ -358,6 +370,10 @@ async fn every_error_has_the_error_shape() {
     ];
     for (what, request, want_status, want_code) in cases {
         let (status, body) = error_of(request.send().await.unwrap()).await;
-        assert_eq!((status, code(&body)), (want_status, want_code), "{what}: {body}");
+        assert_eq!(
+            (status, code(&body)),
+            (want_status, want_code),
+            "{what}: {body}"
+        );
     }
 }

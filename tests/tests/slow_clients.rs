@@ -12,6 +12,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A request whose headers stop halfway, as a slowloris client sends it.
 const HALF_SENT: &[u8] = b"POST /webhooks/mock HTTP/1.1\r\nHost: gateway\r\nContent-Type: appli";
 
+/// A raw keep-alive connection that has been served one request.
+async fn keep_alive_after_one_request(gateway: &str) -> tokio::net::TcpStream {
+    let mut socket = raw_connect(gateway).await;
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(r#"{"status":"ok"}"#) {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .expect("the answer comes")
+            .expect("read");
+        assert!(n > 0, "closed before answering");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    socket
+}
+
 /// The open HTTP connections the gateway counts.
 async fn open_connections(gateway: &str) -> u64 {
     let text = http()
@@ -83,7 +103,9 @@ async fn three_hundred_half_sent_requests_block_neither_health_nor_webhooks_and_
         .await
         .unwrap();
     assert!(
-        metrics.contains(r#"psp_gateway_http_connections_closed_by_server_total{reason="header_timeout"} 300"#),
+        metrics.contains(
+            r#"psp_gateway_http_connections_closed_by_server_total{reason="header_timeout"} 300"#
+        ),
         "{metrics}"
     );
 }
@@ -96,21 +118,7 @@ async fn a_keep_alive_connection_is_closed_after_the_idle_timeout() {
         ("PSP_SERVER__IDLE_TIMEOUT_MS", "1000"),
         ("PSP_SERVER__HEADER_READ_TIMEOUT_MS", "30000"),
     ]);
-    let mut socket = raw_connect(&gateway.url).await;
-    socket
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&seen).contains(r#"{"status":"ok"}"#) {
-        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
-            .await
-            .expect("the answer comes")
-            .expect("read");
-        assert!(n > 0, "closed before answering");
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let mut socket = keep_alive_after_one_request(&gateway.url).await;
     let answered = Instant::now();
     // Well before the 30 s header timeout: the idle timeout closed it.
     assert!(
@@ -154,6 +162,39 @@ async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
     for socket in &mut silent {
         assert!(closed_within(socket, Duration::from_secs(5)).await);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_make_room_when_the_cap_is_reached() {
+    let sandbox = start_sandbox();
+    let files = GatewayFiles::new(&sandbox.url, "");
+    let gateway = files.start(&[
+        ("PSP_SERVER__MAX_CONNECTIONS", "5"),
+        ("PSP_SERVER__IDLE_TIMEOUT_MS", "60000"),
+    ]);
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(keep_alive_after_one_request(&gateway.url).await);
+    }
+    let asked = Instant::now();
+    let served = http()
+        .get(format!("{}/healthz", gateway.url))
+        .send()
+        .await
+        .expect("served");
+    assert_eq!(served.status(), 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "a new client waited {:?} for idle keep-alive connections",
+        asked.elapsed()
+    );
+    let mut closed = 0;
+    for socket in &mut idle {
+        if closed_within(socket, Duration::from_millis(200)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "no idle connection was closed to make room");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

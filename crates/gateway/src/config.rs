@@ -1208,4 +1208,42 @@ mod tests {
             .unwrap();
         assert_eq!(registry.test_only().collect::<Vec<_>>(), ["mock"]);
     }
+
+    #[test]
+    fn the_edge_limits_have_safe_defaults_and_bad_values_are_named() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.server.header_read_timeout_ms, 10_000);
+        assert_eq!(c.server.idle_timeout_ms, 75_000);
+        assert_eq!(c.server.max_connections, 512);
+        assert_eq!(c.server.shutdown_deadline_ms, 25_000);
+        assert!(c.server.metrics_listen.is_none() && c.server.metrics_token.is_none());
+        assert!(c.server.rate_limit.enabled);
+        let hantera =
+            "[hantera]\nbase_url = \"http://h\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+        for (toml, named) in [
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[server]\nheader_read_timeout_ms = 0\n",
+                "server.header_read_timeout_ms",
+            ),
+            (
+                "[server]\nmetrics_listen = \"nowhere\"\n",
+                "server.metrics_listen",
+            ),
+            (
+                "[server]\nmetrics_token = \"short-tok\"\n",
+                "server.metrics_token",
+            ),
+            ("[server.rate_limit]\ncart_burst = 0\n", "server.rate_limit"),
+            (
+                "[server.rate_limit]\nclient_ip_header = \"x forwarded\"\n",
+                "client_ip_header",
+            ),
+        ] {
+            let f = write(&format!("{toml}{hantera}"));
+            let err = Config::load(Some(f.path())).unwrap_err().to_string();
+            assert!(err.contains(named), "{toml}: {err}");
+            assert!(!err.contains("short-tok"), "{err}");
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! served. Until its headers are complete a request gets `header_read_timeout` (counted
 //! from the connection's start for the first request, so a silent connection counts too,
 //! and from its first byte for later ones); a keep-alive connection waits
-//! `idle_timeout` for its next request. On shutdown, connections with no request in flight
+//! `idle_timeout` for its next request, and is closed at once when the connection cap is
+//! reached. On shutdown, connections with no request in flight
 //! (a half-sent one included) are closed at once, the others finish their request, and
 //! whatever still runs at the deadline is cut off.
 
@@ -70,6 +71,7 @@ pub async fn serve(
     metrics: Option<Arc<Metrics>>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let pressure = Arc::new(Pressure::default());
     let mut connections = JoinSet::new();
     let mut at_cap_logged = false;
     let deadline = loop {
@@ -88,16 +90,19 @@ pub async fn serve(
                     at_cap_logged = true;
                     tracing::warn!(
                         max_connections = limits.max_connections,
-                        "server.max_connections reached: new connections wait"
+                        "server.max_connections reached: idle keep-alive connections are closed, new connections wait"
                     );
                 }
-                tokio::select! {
-                    permit = slots.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => continue,
-                    },
-                    _ = stop.changed() => continue,
-                    Some(_) = connections.join_next() => continue,
+                pressure.set(true);
+                let waited = tokio::select! {
+                    permit = slots.clone().acquire_owned() => permit.ok(),
+                    _ = stop.changed() => None,
+                    Some(_) = connections.join_next() => None,
+                };
+                pressure.set(false);
+                match waited {
+                    Some(permit) => permit,
+                    None => continue,
                 }
             }
         };
@@ -120,6 +125,7 @@ pub async fn serve(
             app: app.clone(),
             limits,
             stop: stop.clone(),
+            pressure: pressure.clone(),
             metrics: metrics.clone(),
         };
         connections.spawn(async move {
@@ -149,7 +155,31 @@ struct Connection {
     app: Router,
     limits: ConnLimits,
     stop: Stop,
+    pressure: Arc<Pressure>,
     metrics: Option<Arc<Metrics>>,
+}
+
+/// Whether the accept loop waits for a free slot. While it does, keep-alive connections
+/// waiting for a next request close to make room (their clients reconnect when they need
+/// to), rather than holding slots until their idle timeout.
+#[derive(Default)]
+struct Pressure {
+    waiting: std::sync::atomic::AtomicBool,
+    rung: Notify,
+}
+
+impl Pressure {
+    fn set(&self, waiting: bool) {
+        self.waiting
+            .store(waiting, std::sync::atomic::Ordering::SeqCst);
+        if waiting {
+            self.rung.notify_waiters();
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Connection {
@@ -185,6 +215,12 @@ impl Connection {
         let _open = self.metrics.clone().map(OpenConnection::new);
         let mut draining = false;
         let closed_by = loop {
+            // Registered before the check, so a ring between the two is not missed.
+            let rung = self.pressure.rung.notified();
+            if self.pressure.on() && activity.between_requests() {
+                tracing::debug!(%remote, "closing an idle keep-alive connection to make room");
+                break Some("idle_at_capacity");
+            }
             let deadline = activity.deadline(&self.limits);
             let wait = async {
                 match deadline {
@@ -209,6 +245,8 @@ impl Connection {
                     }
                 }
                 _ = activity.changed.notified() => {}
+                // The check is at the top of the loop.
+                _ = rung => {}
                 _ = self.stop.changed(), if !draining => {
                     draining = true;
                     if !activity.busy() {
@@ -273,6 +311,13 @@ impl Activity {
 
     fn busy(&self) -> bool {
         self.state.lock().in_flight > 0
+    }
+
+    /// Whether the connection served a request and waits for the next with nothing of it
+    /// received: closing it loses nothing.
+    fn between_requests(&self) -> bool {
+        let s = self.state.lock();
+        s.in_flight == 0 && s.served > 0 && s.head_started.is_none()
     }
 
     /// When the connection is closed unless something happens first, and why.

@@ -99,7 +99,7 @@ impl Metrics {
         let connections_closed = Family::<Labels, Counter>::default();
         registry.register(
             "http_connections_closed_by_server",
-            "HTTP connections the gateway closed, by reason: header_timeout, idle_timeout, shutdown",
+            "HTTP connections the gateway closed, by reason: header_timeout, idle_timeout, idle_at_capacity, shutdown",
             connections_closed.clone(),
         );
         let rate_limited = Family::<Labels, Counter>::default();
@@ -129,7 +129,7 @@ impl Metrics {
     }
 
     /// Counts a connection the gateway closed (`header_timeout`, `idle_timeout`,
-    /// `shutdown`).
+    /// `idle_at_capacity`, `shutdown`).
     pub fn connection_closed_by_server(&self, reason: &'static str) {
         self.connections_closed
             .get_or_create(&vec![("reason", reason.to_string())])
