@@ -273,3 +273,18 @@ async fn sigterm_with_a_request_stuck_upstream_exits_at_the_shutdown_deadline() 
         "the stuck request was cut off, not answered: {answer:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_the_address_is_announced_stops_the_process_cleanly() {
+    let sandbox = start_sandbox();
+    let files = GatewayFiles::new(&sandbox.url, "");
+    // The signal handlers are installed before the address is printed; a SIGTERM that
+    // arrived before them would kill the process instead (no success status).
+    for _ in 0..5 {
+        let mut gateway = files.start(&[]);
+        let status =
+            tokio::task::block_in_place(|| gateway.terminate_within(Duration::from_secs(10)))
+                .expect("the gateway is still running 10 s after SIGTERM");
+        assert!(status.success(), "exit status {status:?}");
+    }
+}

@@ -127,6 +127,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_path.as_deref())?;
     init_logs(&config.server.log_format);
     let gateway = server::build(config).await?;
+    let shutdown = server::shutdown_signal();
     // Tests and scripts read this line to learn the address (the port may be 0 in config).
     println!("psp-gateway listening on {}", gateway.public_url);
     if let Some(addr) = gateway.metrics_addr {
@@ -140,7 +141,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         );
     }
     let _ = std::io::stdout().flush();
-    gateway.run(server::shutdown_signal()).await
+    gateway.run(shutdown).await
 }
 
 async fn check_config(path: PathBuf) -> anyhow::Result<()> {

@@ -293,25 +293,38 @@ impl Gateway {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled: call it before announcing the address, so that a
+/// SIGTERM right after start-up stops the process cleanly instead of killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, interrupt) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -355,6 +368,7 @@ pub async fn run_sandbox(listen: &str, hooks: Option<SandboxHooks>) -> anyhow::R
         };
         app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
     }
+    let shutdown = shutdown_signal();
     println!("psp-gateway sandbox listening on {base}");
     match forwarding {
         Some(url) => {
@@ -371,7 +385,7 @@ pub async fn run_sandbox(listen: &str, hooks: Option<SandboxHooks>) -> anyhow::R
         stop_rx,
         None,
     ));
-    shutdown_signal().await;
+    shutdown.await;
     sandbox.close_event_streams();
     let grace = Duration::from_millis(crate::config::ServerConfig::default().shutdown_deadline_ms);
     let _ = stop_tx.send(Some(Instant::now() + grace));

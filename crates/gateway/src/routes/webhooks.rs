@@ -59,13 +59,7 @@ pub(crate) async fn receive(
         }
         Err(WebhookError::Malformed(m)) => {
             state.metrics.webhook(id, "malformed");
-            // The provider's reason may quote its PSP's answer (a push is checked by
-            // reading the order back): the log has it, the caller does not.
-            tracing::warn!(provider = id, reason = %m, "webhook not understood");
-            return Err(AppError::bad_request(
-                "MALFORMED_PAYLOAD",
-                "the webhook is not one this provider understands",
-            ));
+            return Err(AppError::bad_request("MALFORMED_PAYLOAD", m));
         }
     };
 
