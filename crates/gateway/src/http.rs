@@ -78,6 +78,10 @@ pub async fn serve(
         if let Some(deadline) = *stop.borrow() {
             break deadline;
         }
+        // Nobody can tell us to stop any more: stop now rather than spin on `changed`.
+        if stop.has_changed().is_err() {
+            break Instant::now();
+        }
         // A free slot first: connections over the cap wait in the kernel's backlog rather
         // than being accepted and starved.
         let permit = match slots.clone().try_acquire_owned() {
