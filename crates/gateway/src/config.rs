@@ -183,8 +183,11 @@ impl ServerConfig {
             return invalid("server.max_connections must be at least 1");
         }
         if let Some(addr) = &self.metrics_listen {
-            addr.parse::<SocketAddr>().map_err(|e| {
-                ConfigError::Invalid(format!("server.metrics_listen {addr:?}: {e}"))
+            addr.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::Invalid(
+                    "server.metrics_listen must be an address and port such as 127.0.0.1:9100"
+                        .into(),
+                )
             })?;
         }
         if self
@@ -205,9 +208,10 @@ impl ServerConfig {
         }
         if let Some(h) = &r.client_ip_header {
             axum::http::HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "server.rate_limit.client_ip_header {h:?} is not a header name"
-                ))
+                ConfigError::Invalid(
+                    "server.rate_limit.client_ip_header must be a header name such as x-forwarded-for"
+                        .into(),
+                )
             })?;
         }
         Ok(())
@@ -1211,15 +1215,13 @@ mod tests {
 
     #[test]
     fn the_edge_limits_have_safe_defaults_and_bad_values_are_named() {
-        let c = Config::load(None).unwrap();
+        let c = load(None, &[]).unwrap();
         assert_eq!(c.server.header_read_timeout_ms, 10_000);
         assert_eq!(c.server.idle_timeout_ms, 75_000);
         assert_eq!(c.server.max_connections, 512);
         assert_eq!(c.server.shutdown_deadline_ms, 25_000);
         assert!(c.server.metrics_listen.is_none() && c.server.metrics_token.is_none());
         assert!(c.server.rate_limit.enabled);
-        let hantera =
-            "[hantera]\nbase_url = \"http://h\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
         for (toml, named) in [
             ("[server]\nmax_connections = 0\n", "server.max_connections"),
             (
@@ -1240,10 +1242,23 @@ mod tests {
                 "client_ip_header",
             ),
         ] {
-            let f = write(&format!("{toml}{hantera}"));
-            let err = Config::load(Some(f.path())).unwrap_err().to_string();
+            let err = error(Some(&format!("{toml}{HANTERA}")), &[]);
             assert!(err.contains(named), "{toml}: {err}");
-            assert!(!err.contains("short-tok"), "{err}");
+            assert!(
+                !err.contains("short-tok") && !err.contains("nowhere"),
+                "{err}"
+            );
         }
+        // The same keys from the environment.
+        let c = load(
+            Some(HANTERA),
+            &[
+                ("PSP_SERVER__RATE_LIMIT__CART_BURST", "7"),
+                ("PSP_SERVER__METRICS_LISTEN", "127.0.0.1:9100"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.server.rate_limit.cart_burst, 7);
+        assert_eq!(c.server.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
     }
 }
