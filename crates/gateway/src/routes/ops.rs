@@ -29,52 +29,39 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         tracing::warn!(error = %e, "readiness: Hantera does not answer");
     }
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let parts = Readiness {
+    let ready = store.is_ok() && hantera.is_ok();
+    // The readiness fields stay at the top level for probes and people; a failure also
+    // carries the `errors` every failure has.
+    let errors = (!ready).then(|| {
+        [AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            "a part the gateway needs does not answer",
+        )
+        .with_details(json!({ "store": word(store.is_ok()), "hantera": word(hantera.is_ok()) }))
+        .into_item()]
+    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
         store: word(store.is_ok()),
         hantera: word(hantera.is_ok()),
+        errors,
     };
-    if store.is_ok() && hantera.is_ok() {
-        return Json(Ready {
-            status: "ready",
-            parts,
-        })
-        .into_response();
-    }
-    // The readiness fields stay at the top level for probes and people; `errors` is the
-    // error shape every failure has.
-    let error = AppError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "NOT_READY",
-        "a part the gateway needs does not answer",
-    )
-    .with_details(serde_json::to_value(parts).unwrap_or_default());
-    let body = NotReady {
-        status: "not_ready",
-        parts,
-        errors: [error.into_item()],
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    (status, Json(body)).into_response()
 }
 
-#[derive(Clone, Copy, Serialize)]
+#[derive(Serialize)]
 struct Readiness {
+    status: &'static str,
     store: &'static str,
     hantera: &'static str,
-}
-
-#[derive(Serialize)]
-struct Ready {
-    status: &'static str,
-    #[serde(flatten)]
-    parts: Readiness,
-}
-
-#[derive(Serialize)]
-struct NotReady {
-    status: &'static str,
-    #[serde(flatten)]
-    parts: Readiness,
-    errors: [ErrorItem; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<[ErrorItem; 1]>,
 }
 
 /// `server.metrics_token`, when set: `/metrics` wants it as a Bearer token, compared in
