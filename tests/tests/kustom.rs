@@ -289,7 +289,8 @@ async fn pushes_for_unknown_orders_complete_nothing_answer_clearly_and_cost_boun
         .unwrap();
     assert_eq!(reads, 0, "made-up ids cost no Kustom call");
 
-    // A flood naming a real order the customer has not paid: at most five reads.
+    // A flood naming a real order the customer has not paid: at most three reads (the
+    // per-order limit, below the window's five).
     let mut limited = 0;
     for _ in 0..50 {
         let (status, _) = w.push(&format!("?kustom_order_id={order_id}")).await;
@@ -301,14 +302,100 @@ async fn pushes_for_unknown_orders_complete_nothing_answer_clearly_and_cost_boun
             other => panic!("a push for an unpaid order answered {other}"),
         }
     }
-    assert_eq!(limited, 45, "pushes beyond the read limit are answered 429");
+    assert_eq!(limited, 47, "pushes beyond the read limit are answered 429");
     let reads = w.fake_get("/_test/requests").await["order_reads"]
         .as_u64()
         .unwrap();
-    assert_eq!(reads, 5, "the flood was held to the window's reads");
+    assert_eq!(reads, 3, "the flood was held to the order's reads");
     let c = cart(&w.sandbox.url, &cart_id).await;
     assert_eq!(c["cartState"], "open");
     assert!(payments_for(&w.sandbox.url, &order_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn forty_pushes_for_ones_own_order_do_not_stop_another_orders_genuine_push_from_completing_its_cart(
+) {
+    // The default limits: 30 reads a minute for all orders, 3 for one order.
+    let w = world("");
+    w.compress_pushes().await;
+    // The caller's own order, never paid, pushed forty times.
+    let (_, _, own_order) = paid_cart(&w).await;
+    let mut limited = 0;
+    for _ in 0..40 {
+        let (status, answer) = w.push(&format!("?kustom_order_id={own_order}")).await;
+        match status.as_u16() {
+            400 => {}
+            429 => limited += 1,
+            other => panic!("a push for an unpaid order answered {other}: {answer}"),
+        }
+    }
+    assert_eq!(
+        limited, 37,
+        "beyond the order's three reads, pushes are not read"
+    );
+
+    // Another customer pays; only Kustom's push (no confirm) completes that cart.
+    let (cart_id, _, order_id) = paid_cart(&w).await;
+    w.click_complete(&order_id).await;
+    let done = wait_completed(&w.sandbox.url, &cart_id).await;
+    assert!(done["orderNumber"].is_string(), "{done}");
+    let payments = payments_for(&w.sandbox.url, &order_id).await;
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    let order = w.fake_order(&order_id).await;
+    assert_eq!(
+        order["pushes"][0]["status"], 200,
+        "the first genuine push was read at once: {order}"
+    );
+}
+
+#[tokio::test]
+async fn the_validation_callback_never_redirects_to_a_url_named_in_its_unauthenticated_body() {
+    let w = world("");
+    let (cart_id, _, order_id) = paid_cart(&w).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let validate = |order_id: String| {
+        let body = json!({
+            "order_id": order_id,
+            "merchant_reference1": cart_id,
+            "order_amount": 1,
+            "purchase_currency": "SEK",
+            "merchant_urls": { "checkout": "https://attacker.example/phish" },
+        });
+        let request = no_redirects
+            .post(format!("{}/providers/kustom/validate", w.gateway.url))
+            .body(body.to_string());
+        async move {
+            let resp = request.send().await.expect("validate");
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (resp.status(), location)
+        }
+    };
+    // A denial (the amount is wrong) for a real order: the storefront's checkout URL,
+    // as stored with the session.
+    let (status, location) = validate(order_id.clone()).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location,
+        format!(
+            "https://shop.example/checkout?kustom_order_id={order_id}&kustom_error=amount_mismatch"
+        )
+    );
+    // An order no session holds: never the body's URL.
+    let (status, location) = validate("made-up-order".into()).await;
+    assert_eq!(status, 303);
+    assert!(!location.contains("attacker"), "{location}");
+    assert!(
+        location.contains("kustom_error=amount_mismatch"),
+        "{location}"
+    );
 }
 
 #[tokio::test]

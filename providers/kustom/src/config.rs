@@ -16,9 +16,10 @@
 //! | `validation_callback_token` | none | sent to the callback as `Authorization: Bearer …` |
 //! | `validation_timeout_ms` | `2500` | the whole validation answer's budget, under Kustom's 3 s |
 //! | `validation_deny` | `redirect` | `redirect` (303 + `Location`, Kustom's documented denial) or `status_400` (Hantera's app's variant) |
-//! | `validation_deny_url` | the order's checkout URL | where a denied customer is sent (`?kustom_error=<code>` is added) |
+//! | `validation_deny_url` | the checkout URL stored with the order's session, else `checkout_url`, else the gateway's root | where a denied customer is sent (`?kustom_error=<code>` is added); never a URL from the validation's body |
 //! | `validation_on_error` | `approve` | when the cart or the callback cannot be asked in time: `approve` (as Kustom does on a timeout; completion still checks the amount) or `deny` |
-//! | `push_reads_per_window`, `push_window_ms` | `30`, `60000` | at most this many Kustom reads triggered by (unauthenticated) pushes per window |
+//! | `push_reads_per_window`, `push_window_ms` | `30`, `60000` | at most this many Kustom reads triggered by (unauthenticated) pushes per window, all orders together |
+//! | `push_reads_per_order` | `3` | at most this many of those reads per window for one order id (at most `push_reads_per_window`) |
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ const KNOWN_KEYS: &[&str] = &[
     "validation_on_error",
     "push_reads_per_window",
     "push_window_ms",
+    "push_reads_per_order",
 ];
 
 /// How a denied validation is answered.
@@ -123,8 +125,10 @@ pub struct KustomConfig {
     pub tax_rates: TaxRates,
     /// Validation.
     pub validation: ValidationConfig,
-    /// Push-triggered reads allowed per window.
+    /// Push-triggered reads allowed per window, all orders together.
     pub push_reads_per_window: u32,
+    /// Push-triggered reads allowed per window for one order id.
+    pub push_reads_per_order: u32,
     /// The window.
     pub push_window: Duration,
 }
@@ -308,6 +312,19 @@ impl KustomConfig {
             .transpose()?
             .unwrap_or_else(|| "KUSTOM-".to_string());
 
+        let push_reads_per_window = u32::try_from(t.number("push_reads_per_window", 30)?)
+            .map_err(|_| config_error("push_reads_per_window is too large"))?;
+        // The per-order limit sits below the global ceiling: more would make it no limit.
+        let push_reads_per_order = u32::try_from(t.number(
+            "push_reads_per_order",
+            3.min(u64::from(push_reads_per_window)),
+        )?)
+        .ok()
+        .filter(|&n| n <= push_reads_per_window)
+        .ok_or_else(|| {
+            config_error("push_reads_per_order must not be above push_reads_per_window")
+        })?;
+
         Ok(Self {
             api_key: Secret::new(api_key),
             username,
@@ -330,8 +347,8 @@ impl KustomConfig {
                 deny_url: t.url("validation_deny_url")?,
                 on_error,
             },
-            push_reads_per_window: u32::try_from(t.number("push_reads_per_window", 30)?)
-                .map_err(|_| config_error("push_reads_per_window is too large"))?,
+            push_reads_per_window,
+            push_reads_per_order,
             push_window: Duration::from_millis(t.number("push_window_ms", 60_000)?),
         })
     }
@@ -406,7 +423,20 @@ mod tests {
         assert!(!c.validation.enabled);
         assert_eq!(c.validation.budget, Duration::from_millis(900));
         assert_eq!(c.push_reads_per_window, 5);
+        assert_eq!(c.push_reads_per_order, 3);
         assert_eq!(c.tax_rates.as_slice(), &[600, 1200, 2500, 2550]);
+    }
+
+    #[test]
+    fn the_per_order_push_limit_defaults_below_the_global_ceiling() {
+        let c = KustomConfig::from_value(&json!({ "api_key": "k" })).unwrap();
+        assert_eq!((c.push_reads_per_window, c.push_reads_per_order), (30, 3));
+        let c = KustomConfig::from_value(&json!({ "api_key": "k", "push_reads_per_window": 2 }))
+            .unwrap();
+        assert_eq!((c.push_reads_per_window, c.push_reads_per_order), (2, 2));
+        let c = KustomConfig::from_value(&json!({ "api_key": "k", "push_reads_per_order": "7" }))
+            .unwrap();
+        assert_eq!(c.push_reads_per_order, 7);
     }
 
     #[test]
@@ -424,6 +454,8 @@ mod tests {
             json!({ "api_key": "kco_secret", "terms_url": "terms" }),
             json!({ "api_key": "kco_secret", "payment_number_prefix": "" }),
             json!({ "api_key": "kco_secret", "username": "a:b" }),
+            json!({ "api_key": "kco_secret", "push_reads_per_window": 5, "push_reads_per_order": 6 }),
+            json!({ "api_key": "kco_secret", "push_reads_per_order": 0 }),
         ];
         for config in cases {
             let err = KustomConfig::from_value(&config).unwrap_err();

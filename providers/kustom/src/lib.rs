@@ -3,14 +3,15 @@
 //! callback, order sync, capture and void, and a strict fake Kustom.
 //!
 //! - **Checkout** turns the rendered cart into a Kustom checkout order ([`order`], with
-//!   the tax rates derived in [`tax`]) and answers `{htmlSnippet, orderId}`. The order's
+//!   the tax rates derived in [`tax`]) and answers `{htmlSnippet, orderId, checkoutUrl}`. The order's
 //!   `merchant_reference1` is the cart id; its push URL is the gateway's
 //!   `/webhooks/kustom?kustom_order_id={checkout.order.id}` and its validation URL
 //!   `/providers/kustom/validate`.
 //! - **Confirm** and **push** run the gateway's shared completion, which reads the order
 //!   through [`KustomProvider`]'s `fetch`; `after_completion` acknowledges the order.
 //!   The push is not signed, so it is only a hint: the order is re-read with our own
-//!   credentials, at most `push_reads_per_window` times per window, and only for orders a
+//!   credentials, at most `push_reads_per_order` times per window for one order and
+//!   `push_reads_per_window` times for all orders together, and only for orders a
 //!   checkout session of this gateway holds.
 //! - **Validation** answers Kustom's pre-purchase call within its 3 s (`validate`).
 //! - **Sync** replaces the order lines while the order is `checkout_incomplete`.

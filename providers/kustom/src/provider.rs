@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::client::{check_order_id, protocol_error, Api, Bounded};
 use crate::config::{absolute_http_url, market_for, KustomConfig};
-use crate::limit::SlidingWindow;
+use crate::limit::{PerKeyWindow, SlidingWindow};
 use crate::order::OrderAmounts;
 
 /// The provider id: the `{provider}` URL segment and Hantera's `providerKey`.
@@ -35,6 +35,8 @@ pub const ORDER_ID_PLACEHOLDER: &str = "{checkout.order.id}";
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x1f0c_9a3e_5b7d_4e21_8c6f_2a9b_3d4e_5f60);
 /// How long a push for an order Kustom does not know is answered without asking again.
 const UNKNOWN_ORDER_TTL: Duration = Duration::from_secs(600);
+/// How many order ids the per-order push limit remembers at once.
+const PUSH_LIMIT_ORDERS: usize = 10_000;
 
 fn build(ctx: &ProviderContext<'_>) -> Result<Arc<dyn Provider>, ProviderError> {
     Ok(Arc::new(KustomProvider::from_context(ctx)?))
@@ -54,7 +56,11 @@ pub struct KustomProvider {
     /// making a second order. After a restart a retry makes a new order; the first one is
     /// never shown to the customer and expires at Kustom after 48 h.
     created: Mutex<Bounded<String, CheckoutSession>>,
+    /// The ceiling on push-triggered reads, all orders together.
     push_limit: SlidingWindow,
+    /// The limit per order id, below the ceiling: pushes repeated for one order (a caller
+    /// pushing its own order id) spend that order's reads, not everyone's.
+    push_limit_per_order: PerKeyWindow,
     unknown_orders: Mutex<Bounded<String, Instant>>,
     /// The gateway's ports, handed over when the gateway mounts our routes; used by the
     /// validation callback and to recognise pushes for orders we never made.
@@ -80,7 +86,20 @@ struct CheckoutOrderWire {
     order_amount: i64,
     #[serde(default)]
     merchant_reference1: Option<String>,
+    #[serde(default)]
+    merchant_urls: Option<MerchantUrlsWire>,
 }
+
+/// The merchant URLs a checkout order holds (only the one the gateway uses is read).
+#[derive(Debug, Deserialize)]
+struct MerchantUrlsWire {
+    #[serde(default)]
+    checkout: Option<String>,
+}
+
+/// The key of the session's client data that holds the storefront's checkout URL (with
+/// Kustom's order id placeholder), the only page a denied validation redirects to.
+pub(crate) const CHECKOUT_URL_KEY: &str = "checkoutUrl";
 
 /// An order as Order Management returns it.
 #[derive(Debug, Deserialize)]
@@ -178,6 +197,11 @@ impl KustomProvider {
         let api = Api::new(&config)?;
         Ok(Self {
             push_limit: SlidingWindow::new(config.push_reads_per_window, config.push_window),
+            push_limit_per_order: PerKeyWindow::new(
+                config.push_reads_per_order,
+                config.push_window,
+                PUSH_LIMIT_ORDERS,
+            ),
             config: Arc::new(config),
             public_url: public_url.trim_end_matches('/').to_string(),
             api,
@@ -229,14 +253,22 @@ impl KustomProvider {
         self.api.call(Method::GET, &url, None, None).await?.json()
     }
 
+    /// The session handed to the storefront and stored with the cart. It keeps the
+    /// storefront's checkout URL: the validation callback is unauthenticated, so its
+    /// denial may send the customer only to a URL stored here, never to one from the body.
     fn session(
         order_id: String,
         amount: Money,
         snippet: Option<String>,
+        checkout_url: Option<String>,
     ) -> Result<CheckoutSession, ProviderError> {
         let snippet = snippet.ok_or_else(|| protocol_error("the order has no html_snippet"))?;
+        let mut client = json!({ "htmlSnippet": snippet, "orderId": order_id });
+        if let Some(url) = checkout_url.filter(|u| absolute_http_url(u)) {
+            client[CHECKOUT_URL_KEY] = Value::String(url);
+        }
         Ok(CheckoutSession {
-            client: json!({ "htmlSnippet": snippet, "orderId": order_id }),
+            client,
             psp_ref: order_id,
             amount,
         })
@@ -262,9 +294,10 @@ impl KustomProvider {
             .or_else(|| self.config.locale.clone())
             .or_else(|| market.map(|m| m.1.to_string()))
             .unwrap_or_else(|| format!("en-{country}"));
+        let checkout_url = storefront_url(body, "checkoutUrl", self.config.checkout_url.as_ref())?;
         let mut merchant_urls = json!({
             "terms": storefront_url(body, "termsUrl", self.config.terms_url.as_ref())?,
-            "checkout": storefront_url(body, "checkoutUrl", self.config.checkout_url.as_ref())?,
+            "checkout": checkout_url,
             "confirmation": storefront_url(body, "confirmationUrl", self.config.confirmation_url.as_ref())?,
             "push": with_order_id(req.webhook_url),
         });
@@ -296,7 +329,12 @@ impl KustomProvider {
         check_order_id(&created.order_id).map_err(protocol_error)?;
         self.api
             .remember_location(&created.order_id, &answer.headers);
-        let session = Self::session(created.order_id, req.amount, created.html_snippet)?;
+        let session = Self::session(
+            created.order_id,
+            req.amount,
+            created.html_snippet,
+            Some(checkout_url),
+        )?;
         self.created
             .lock()
             .insert(req.idempotency_key.to_string(), session.clone());
@@ -309,6 +347,7 @@ impl KustomProvider {
     async fn update_or_recreate(
         &self,
         order_id: &str,
+        previous: &Value,
         req: &CheckoutRequest<'_>,
         amounts: &OrderAmounts,
     ) -> Result<CheckoutSession, ProviderError> {
@@ -335,7 +374,19 @@ impl KustomProvider {
             )));
         }
         let updated = self.update(order_id, amounts).await?;
-        let session = Self::session(updated.order_id, req.amount, updated.html_snippet)?;
+        // The order keeps the checkout URL it was created with; Kustom's answer says which.
+        let checkout_url = updated.merchant_urls.and_then(|u| u.checkout).or_else(|| {
+            previous
+                .get(CHECKOUT_URL_KEY)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        let session = Self::session(
+            updated.order_id,
+            req.amount,
+            updated.html_snippet,
+            checkout_url,
+        )?;
         self.created
             .lock()
             .insert(req.idempotency_key.to_string(), session.clone());
@@ -398,7 +449,21 @@ impl KustomProvider {
                 unknown.remove(&order_id);
             }
         }
-        if !self.push_limit.try_acquire() {
+        let now = Instant::now();
+        if !self.push_limit_per_order.try_acquire_at(&order_id, now) {
+            tracing::debug!(
+                order_id,
+                limit = self.config.push_reads_per_order,
+                "push not checked: too many pushes for this order"
+            );
+            return Err(WebhookError::RateLimited(
+                "too many pushes for this order; this one was not checked (Kustom pushes again until acknowledged)"
+                    .into(),
+            ));
+        }
+        if !self.push_limit.try_acquire_at(now) {
+            // The read does not happen, so it does not count against the order either.
+            self.push_limit_per_order.release(&order_id, now);
             if self.push_limit.first_refusal() {
                 tracing::warn!(
                     limit = self.config.push_reads_per_window,
@@ -514,7 +579,7 @@ impl Provider for KustomProvider {
                 });
             }
             return self
-                .update_or_recreate(&existing.psp_ref, &req, &amounts)
+                .update_or_recreate(&existing.psp_ref, &existing.client, &req, &amounts)
                 .await;
         }
         let earlier = self.created.lock().get(&req.idempotency_key.to_string());
@@ -523,7 +588,7 @@ impl Provider for KustomProvider {
                 return Ok(earlier);
             }
             return self
-                .update_or_recreate(&earlier.psp_ref, &req, &amounts)
+                .update_or_recreate(&earlier.psp_ref, &earlier.client, &req, &amounts)
                 .await;
         }
         self.create(&req, &amounts).await

@@ -14,7 +14,7 @@
 //! only reads the cart and answers.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,11 +27,15 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::config::{DenyStyle, KustomConfig, OnError};
-use crate::provider::{ORDER_ID_PLACEHOLDER, VALIDATE_PATH};
+use crate::client::check_order_id;
+use crate::config::{absolute_http_url, DenyStyle, KustomConfig, OnError};
+use crate::provider::{CHECKOUT_URL_KEY, ID, ORDER_ID_PLACEHOLDER, VALIDATE_PATH};
 
 /// The callback's answer is read up to this size.
 const MAX_CALLBACK_ANSWER: usize = 64 * 1024;
+/// The least time the denial's redirect lookup gets, even when the decision used up the
+/// budget (the budget stays under Kustom's 3 s by more than this).
+const MIN_LOOKUP: Duration = Duration::from_millis(50);
 
 /// What the validation decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,22 +195,28 @@ impl Validator {
         }
     }
 
-    /// Where a denied customer is sent: the configured page, else the order's own
-    /// checkout page, with the reason in `kustom_error`.
-    fn deny_location(&self, order: &Value, code: &str) -> String {
-        let order_id = order.get("order_id").and_then(Value::as_str).unwrap_or("");
-        let base = self
-            .config
-            .validation
-            .deny_url
-            .clone()
-            .or_else(|| {
-                order
-                    .pointer("/merchant_urls/checkout")
-                    .and_then(Value::as_str)
-                    .map(|u| u.replace(ORDER_ID_PLACEHOLDER, order_id))
-            })
-            .unwrap_or_else(|| format!("{}/", self.public_url));
+    /// Where a denied customer is sent: the configured page, else the checkout URL the
+    /// storefront gave when it created the session of the order, else the configured
+    /// checkout URL, else the gateway's root; with the reason in `kustom_error`.
+    ///
+    /// The body is unauthenticated, so its `merchant_urls` are never followed: anyone
+    /// could post an order naming their own page and use the gateway's domain as an open
+    /// redirect. The body only names the order whose stored session is looked up.
+    async fn deny_location(&self, order: &Value, code: &str, deadline: Instant) -> String {
+        let base = match &self.config.validation.deny_url {
+            Some(url) => Some(url.clone()),
+            None => match tokio::time::timeout_at(deadline.into(), self.stored_checkout_url(order))
+                .await
+            {
+                Ok(url) => url,
+                Err(_) => {
+                    tracing::warn!("the session's checkout URL was not found in time");
+                    None
+                }
+            },
+        }
+        .or_else(|| self.config.checkout_url.clone())
+        .unwrap_or_else(|| format!("{}/", self.public_url));
         match reqwest::Url::parse(&base) {
             Ok(mut url) => {
                 url.query_pairs_mut().append_pair("kustom_error", code);
@@ -216,7 +226,24 @@ impl Validator {
         }
     }
 
-    fn respond(&self, order: &Value, decision: Decision) -> Response {
+    /// The checkout URL stored with the session of the order the body names, with
+    /// Kustom's placeholder replaced by the order id.
+    async fn stored_checkout_url(&self, order: &Value) -> Option<String> {
+        let order_id = order.get("order_id").and_then(Value::as_str)?;
+        check_order_id(order_id).ok()?;
+        let session = match self.services.store.session_by_ref(ID, order_id).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up the session of a validation failed");
+                return None;
+            }
+        };
+        let url = session.client.as_ref()?.get(CHECKOUT_URL_KEY)?.as_str()?;
+        let url = url.replace(ORDER_ID_PLACEHOLDER, order_id);
+        absolute_http_url(&url).then_some(url)
+    }
+
+    async fn respond(&self, order: &Value, decision: Decision, deadline: Instant) -> Response {
         match decision {
             Decision::Approve => StatusCode::OK.into_response(),
             Decision::Deny { code, message } => {
@@ -224,7 +251,10 @@ impl Validator {
                 match self.config.validation.deny {
                     DenyStyle::Redirect => (
                         StatusCode::SEE_OTHER,
-                        [(header::LOCATION, self.deny_location(order, &code))],
+                        [(
+                            header::LOCATION,
+                            self.deny_location(order, &code, deadline).await,
+                        )],
                         body,
                     )
                         .into_response(),
@@ -292,5 +322,8 @@ async fn handle(State(v): State<Arc<Validator>>, body: Bytes) -> Response {
         ),
         Decision::Undecided(_) => {}
     }
-    v.respond(&order, decision)
+    // The location's lookup gets what is left of the budget, and at least a moment: the
+    // answer must still reach Kustom within its 3 s.
+    let deadline = (started + budget).max(Instant::now() + MIN_LOOKUP);
+    v.respond(&order, decision, deadline).await
 }

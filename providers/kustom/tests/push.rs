@@ -251,6 +251,52 @@ async fn a_flood_of_pushes_for_a_real_order_is_bounded_too() {
     }
 }
 
+#[tokio::test]
+async fn forty_pushes_for_one_order_leave_another_orders_push_its_read() {
+    // The defaults: 30 reads a minute for all orders, 3 for one order.
+    let w = world(json!({})).await;
+    let (_, own) = w
+        .cart_and_checkout(cart("SEK", vec![item("MUG", 1, "149.00", "0", "25")], None))
+        .await;
+    let (_, genuine) = paid_with(
+        &w,
+        CompleteOptions {
+            skip_push: true,
+            ..no_validation()
+        },
+    )
+    .await;
+    let attempts = futures_like_join(&w.provider, &own.psp_ref, 40).await;
+    let limited = attempts
+        .iter()
+        .filter(|r| matches!(r, Err(WebhookError::RateLimited(_))))
+        .count();
+    assert_eq!(limited, 37, "three reads for the pushed order, no more");
+    assert_eq!(
+        verify(&w.provider, &genuine).await.unwrap(),
+        EventKind::Authorized { psp_ref: genuine }
+    );
+}
+
+#[tokio::test]
+async fn pushes_for_many_orders_together_stay_under_the_global_ceiling() {
+    let w = world(json!({ "push_reads_per_window": 5, "push_reads_per_order": 2 })).await;
+    let mut orders = Vec::new();
+    for _ in 0..6 {
+        let (_, session) = w
+            .cart_and_checkout(cart("SEK", vec![item("MUG", 1, "149.00", "0", "25")], None))
+            .await;
+        orders.push(session.psp_ref);
+    }
+    let reads_before = w.fake.order_reads();
+    for order in &orders {
+        for _ in 0..4 {
+            let _ = verify(&w.provider, order).await;
+        }
+    }
+    assert_eq!(w.fake.order_reads() - reads_before, 5);
+}
+
 /// `n` concurrent verifications of one order.
 async fn futures_like_join(
     provider: &std::sync::Arc<KustomProvider>,

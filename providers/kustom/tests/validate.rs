@@ -200,6 +200,75 @@ async fn a_hanging_merchant_rule_does_not_make_the_answer_miss_three_seconds() {
     assert!(location(&resp).contains("kustom_error=validation_unavailable"));
 }
 
+/// An order Kustom would post for a cart whose total then changed (so validation denies),
+/// its checkout started with `body`; the body Kustom posts names an attacker's page.
+async fn denied_order_naming_an_attacker(w: &World, body: Value) -> (String, Value) {
+    let c = cart("SEK", vec![item("MUG", 2, "149.00", "0", "25")], None);
+    w.hantera.insert_cart(c.clone());
+    let session = w.checkout_with(&c, &body).await;
+    let sek = Currency::from_code("SEK").unwrap();
+    w.hantera
+        .set_cart_total(c.cart_id, Money::from_minor(1, sek));
+    let mut order = Value::Object(w.fake.order(&session.psp_ref).unwrap().checkout);
+    order["merchant_urls"]["checkout"] = json!("https://attacker.example/phish");
+    (session.psp_ref, order)
+}
+
+#[tokio::test]
+async fn a_denial_redirects_to_the_checkout_url_stored_with_the_session_never_to_the_bodys() {
+    let w = world(json!({})).await;
+    let (order_id, order) = denied_order_naming_an_attacker(
+        &w,
+        json!({ "checkoutUrl": "https://shop.example/basket?order={checkout.order.id}" }),
+    )
+    .await;
+    let (resp, _) = validate(&w, &order).await;
+    assert_eq!(resp.status(), 303);
+    let to = location(&resp);
+    assert!(
+        to.starts_with(&format!("https://shop.example/basket?order={order_id}&")),
+        "{to}"
+    );
+    assert!(to.contains("kustom_error=amount_mismatch"), "{to}");
+    assert!(!to.contains("attacker"), "{to}");
+}
+
+#[tokio::test]
+async fn an_unknown_order_naming_an_attacker_url_is_not_redirected_there() {
+    // No default checkout URL configured: the gateway's own root is the fallback.
+    let w = world(json!({ "checkout_url": null })).await;
+    let (_, mut order) = denied_order_naming_an_attacker(
+        &w,
+        json!({ "checkoutUrl": "https://shop.example/basket" }),
+    )
+    .await;
+    for order_id in [
+        json!("made-up-order"),
+        json!("../x y"),
+        json!(7),
+        Value::Null,
+    ] {
+        order["order_id"] = order_id.clone();
+        let (resp, _) = validate(&w, &order).await;
+        assert_eq!(resp.status(), 303);
+        let to = location(&resp);
+        assert!(
+            to.starts_with(&format!("{}/?kustom_error=", w.gateway_url)),
+            "{order_id}: {to}"
+        );
+    }
+    // With a default checkout URL configured, an unknown order is sent there.
+    let w = world(json!({})).await;
+    let (_, mut order) = denied_order_naming_an_attacker(&w, json!({})).await;
+    order["order_id"] = json!("made-up-order");
+    let (resp, _) = validate(&w, &order).await;
+    let to = location(&resp);
+    assert!(
+        to.starts_with("https://shop.example/checkout?kustom_error="),
+        "{to}"
+    );
+}
+
 #[tokio::test]
 async fn hanteras_400_style_of_denial_can_be_chosen() {
     let w = world(json!({ "validation_deny": "status_400" })).await;

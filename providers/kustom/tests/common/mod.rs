@@ -163,6 +163,11 @@ impl World {
     /// Starts a checkout as the gateway does: the key reserved before the call, the
     /// answer saved after it.
     pub async fn checkout(&self, cart: &RenderedCart) -> CheckoutSession {
+        self.checkout_with(cart, &json!({})).await
+    }
+
+    /// [`World::checkout`] with the storefront's body.
+    pub async fn checkout_with(&self, cart: &RenderedCart, body: &Value) -> CheckoutSession {
         let key = format!("checkout-{}", cart.cart_id);
         self.store
             .reserve_session(cart.cart_id, "kustom", &key)
@@ -173,7 +178,7 @@ impl World {
             .checkout(CheckoutRequest {
                 cart,
                 amount: cart.total().expect("a payable cart"),
-                body: &json!({}),
+                body,
                 existing: None,
                 idempotency_key: &key,
                 webhook_url: &format!("{}/webhooks/kustom", self.gateway_url),
