@@ -520,6 +520,70 @@ async fn fifty_rapid_cart_mutations_reach_the_psp_as_a_few_updates_ending_with_t
     assert_eq!(fields["mockSyncHash"].as_str().unwrap().len(), 64);
 }
 
+#[tokio::test]
+async fn a_cart_mutation_whose_lines_carry_non_uuid_cart_item_ids_is_accepted_and_synced_to_the_psp(
+) {
+    // A sandbox that forwards no hooks: the only OnCartMutation is the one posted below.
+    let sandbox = start_sandbox();
+    let files = GatewayFiles::new(&sandbox.url, "");
+    let env = vec![(
+        "PSP_HANTERA__HOOK_TOKEN".to_string(),
+        HOOK_TOKEN.to_string(),
+    )];
+    let gateway = start(&files, &env);
+    let w = World {
+        sandbox,
+        files,
+        gateway,
+        env,
+    };
+    let product = a_product(&w.sandbox.url).await;
+    let (cart_id, _) = create_cart(&w.sandbox.url, &[(&product, 1)]).await;
+    let psp_ref = checkout(&w.gateway.url, &cart_id).await;
+    let resp = http()
+        .post(format!(
+            "{}/ingress/commerce/carts/{cart_id}/add-item",
+            w.sandbox.url
+        ))
+        .json(&json!({ "productNumber": product, "quantity": 2 }))
+        .send()
+        .await
+        .expect("add-item");
+    assert!(resp.status().is_success(), "add-item: {}", resp.status());
+    let mut rendered: Value = resp.json().await.unwrap();
+    let total = minor(&rendered["orderTotal"], &rendered["currencyCode"]);
+
+    // The storefront SDK types cartItemId as a string; the gateway does not use it.
+    for (i, item) in rendered["items"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        item["cartItemId"] = json!(format!("line-{i}"));
+        item["somethingNew"] = json!({ "shape": ["unknown", 1] });
+    }
+    rendered["hook"] = json!("OnCartMutation");
+    rendered["cartNumber"] = json!(1042);
+    let resp = http()
+        .post(format!("{}/hantera/hooks/OnCartMutation", w.gateway.url))
+        .bearer_auth(HOOK_TOKEN)
+        .json(&rendered)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["sessions"][0]["outcome"], "scheduled", "{answer}");
+    wait_for(
+        "the PSP to hold the changed cart",
+        Duration::from_secs(30),
+        || async { (w.psp_payment(&psp_ref).await["amount"] == total).then_some(()) },
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reconciliation and double payments
 // ---------------------------------------------------------------------------------------

@@ -374,6 +374,40 @@ async fn a_capture_hook_for_another_apps_payment_or_a_completed_capture_is_ignor
     assert!(w.store.jobs().is_empty());
 }
 
+#[tokio::test]
+async fn a_capture_hook_with_unknown_fields_and_an_odd_order_id_is_accepted_as_a_capture() {
+    let w = world("");
+    let payment_id = seed_payment(&w, "pay_1", 10_000);
+    let body = capture_hook(payment_id, "pay_1", "cap-1", "40.50");
+    let mut v: Value = serde_json::from_str(&body).unwrap();
+    // Hantera's order ids are UUIDs today; the gateway only records this one, so another
+    // shape (or a new field anywhere) must not stop the money from being captured.
+    v["capture"]["orderId"] = json!("ORDER-1042");
+    v["capture"]["invoiceId"] = json!(7);
+    v["capture"]["newField"] = json!({ "nested": [1, null] });
+    v["payment"]["paymentNumber"] = json!(123);
+    v["payment"]["captures"] = json!([{ "anything": true }]);
+    v["payment"]["authorizations"][0]["extra"] = json!([]);
+    v["sentAt"] = json!("2025-01-01T00:00:00Z");
+    let (status, answer) = post(
+        &w,
+        "/hantera/hooks/OnPaymentCapture",
+        Some(TOKEN),
+        &v.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], true, "{answer}");
+    until("the capture job to succeed", || {
+        (capture_job_state(&w)?.0 == JobState::Succeeded).then_some(())
+    })
+    .await;
+    assert_eq!(
+        *w.provider.captures.lock(),
+        [("hantera-capture-cap-1".to_string(), 4050)]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Captures
 // ---------------------------------------------------------------------------------------
@@ -644,6 +678,35 @@ async fn rapid_cart_mutations_reach_the_psp_as_few_updates_ending_with_the_final
         .unwrap()
         .unwrap();
     assert_eq!(sync.synced_hash, sync.pending_hash);
+}
+
+#[tokio::test]
+async fn a_cart_mutation_with_non_uuid_line_ids_and_unknown_fields_is_synced() {
+    let w = world("");
+    let cart_id = w.hantera.add_cart(sek(10_000));
+    open_session(&w, cart_id, 10_000).await;
+    w.hantera.set_cart_total(cart_id, sek(12_000));
+    let mut hook: Value = serde_json::from_str(&cart_hook(cart_id, "120.00")).unwrap();
+    hook["items"] = json!([{
+        "cartItemId": "line-1", "productNumber": "MUG", "quantity": 1,
+        "unitPrice": 120.00, "total": 120.00, "tax": 24.00, "image": { "url": null },
+    }]);
+    hook["cartNumber"] = json!(1042);
+    hook["somethingNew"] = json!([{ "shape": "unknown" }]);
+    let (status, v) = post(
+        &w,
+        "/hantera/hooks/OnCartMutation",
+        Some(TOKEN),
+        &hook.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions"][0]["outcome"], "scheduled", "{v}");
+    until("the changed cart to reach the PSP", || {
+        let syncs = w.provider.syncs.lock().clone();
+        (syncs.last()?.1 == 12_000).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 //!
 //! Only the fields the gateway reads are typed; amounts are decimals in major units and
 //! are parsed exactly from the JSON number text (serde_json's `arbitrary_precision`).
+//! Fields it does not read (a line's `cartItemId`, which the storefront SDK types as any
+//! string) are not typed at all, and the ones it only displays (the cart number, a line's
+//! description, the order number) are read leniently: neither ever refuses a cart.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -37,14 +40,16 @@ impl CartState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CartItem {
-    /// The line id.
-    pub cart_item_id: Uuid,
     /// The product.
     pub product_number: String,
     /// How many.
     pub quantity: i64,
     /// Display text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
     /// Price of one unit.
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
@@ -67,7 +72,11 @@ pub struct RenderedCart {
     /// The cart (ticket) id.
     pub cart_id: Uuid,
     /// Human-readable number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cart_number: Option<String>,
     /// Open, completed or rejected.
     pub cart_state: CartState,
@@ -83,7 +92,11 @@ pub struct RenderedCart {
     #[serde(default)]
     pub items: Vec<CartItem>,
     /// The order created on completion.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::lenient::text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub order_number: Option<String>,
 }
 
@@ -98,6 +111,7 @@ impl RenderedCart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_rendered_cart_parses_decimal_totals_exactly() {
@@ -111,6 +125,73 @@ mod tests {
         assert_eq!(cart.cart_state, CartState::Open);
         let back = serde_json::to_string(&cart).unwrap();
         assert!(back.contains(r#""orderTotal":0.3"#), "{back}");
+    }
+
+    const CART_ID: &str = "0199a9b6-8608-7360-b98b-d2f9adeb2848";
+
+    fn cart_with(patch: serde_json::Value, item_patch: serde_json::Value) -> serde_json::Value {
+        let mut item = serde_json::json!({ "productNumber": "P1", "quantity": 1,
+            "unitPrice": 10.0, "total": 10.0, "tax": 2.0 });
+        let mut cart = serde_json::json!({ "cartId": CART_ID, "cartState": "open",
+            "currencyCode": "SEK", "orderTotal": 10.0 });
+        for (target, patch) in [(&mut item, item_patch), (&mut cart, patch)] {
+            if let (Some(t), Some(p)) = (target.as_object_mut(), patch.as_object()) {
+                t.extend(p.clone());
+            }
+        }
+        cart["items"] = serde_json::json!([item]);
+        cart
+    }
+
+    #[test]
+    fn fields_the_gateway_does_not_read_never_refuse_a_cart() {
+        for (cart_patch, item_patch) in [
+            // The storefront SDK types cartItemId as a string: any string is a line id.
+            (json!({}), json!({ "cartItemId": "line-1" })),
+            (json!({}), json!({ "cartItemId": 17 })),
+            (
+                json!({}),
+                json!({ "cartItemId": null, "image": { "url": "x" } }),
+            ),
+            // Display fields of another type than expected are dropped, not refused.
+            (
+                json!({ "cartNumber": 1042 }),
+                json!({ "description": { "sv": "Mugg" } }),
+            ),
+            (
+                json!({ "orderNumber": ["O-1"], "taxIncluded": "yes" }),
+                json!({ "description": null }),
+            ),
+            (
+                json!({ "fields": [1, 2], "extra": { "deep": [null] } }),
+                json!({ "extra": true }),
+            ),
+        ] {
+            let json = cart_with(cart_patch.clone(), item_patch.clone());
+            let cart: RenderedCart = serde_json::from_value(json)
+                .unwrap_or_else(|e| panic!("{cart_patch} {item_patch}: {e}"));
+            assert_eq!(cart.total().unwrap().minor, 1000);
+            assert_eq!(cart.items[0].product_number, "P1");
+        }
+        let cart: RenderedCart =
+            serde_json::from_value(cart_with(json!({ "cartNumber": 1042 }), json!({}))).unwrap();
+        assert_eq!(cart.cart_number.as_deref(), Some("1042"));
+    }
+
+    #[test]
+    fn fields_the_gateway_reads_are_still_checked() {
+        for (cart_patch, item_patch, field) in [
+            (json!({ "cartId": "cart-1" }), json!({}), "UUID"),
+            (json!({ "cartState": "pending" }), json!({}), "pending"),
+            (json!({ "orderTotal": { "amount": 10 } }), json!({}), ""),
+            (json!({}), json!({ "quantity": "two" }), ""),
+        ] {
+            let json = cart_with(cart_patch.clone(), item_patch.clone());
+            let err = serde_json::from_value::<RenderedCart>(json)
+                .err()
+                .unwrap_or_else(|| panic!("{cart_patch} {item_patch} was accepted"));
+            assert!(err.to_string().contains(field), "{err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod cart;
 pub mod completion;
+pub mod lenient;
 pub mod limit;
 pub mod money;
 pub mod ports;

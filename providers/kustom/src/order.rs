@@ -373,7 +373,6 @@ mod tests {
         tax: &str,
     ) -> CartItem {
         CartItem {
-            cart_item_id: Uuid::new_v4(),
             product_number: product.into(),
             quantity: qty,
             description: Some(format!("{product} description")),

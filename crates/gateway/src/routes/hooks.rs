@@ -8,8 +8,11 @@
 //!   Hantera's capture id, so a second delivery adds nothing.
 //!
 //! Both want `Authorization: Bearer <hantera.hook_token>`, compared in constant time. A
-//! body is validated completely before anything is stored (400 with the documented error
-//! shape otherwise), and the 2xx is sent only once the work is durable. A hook about a
+//! body is validated before anything is stored (400 with the documented error shape
+//! otherwise), and the 2xx is sent only once the work is durable. Only what the gateway
+//! uses is validated: unknown fields, and odd values in fields it does not act on (a
+//! line's `cartItemId`, a capture's `orderId`), never refuse a hook, since a refused hook
+//! is retried by Hantera for ever while the PSP never learns of the change. A hook about a
 //! payment of another app (an unknown `providerKey`) is answered `200 {"ignored":true}`:
 //! Hantera may forward hooks for every payment, and an error would only make it resend.
 
@@ -175,7 +178,9 @@ struct HookAuthorization {
 #[serde(rename_all = "camelCase")]
 struct HookCapture {
     payment_capture_id: String,
-    #[serde(default)]
+    /// Only carried along for the record: an id that is not a UUID is dropped rather than
+    /// refusing a capture the gateway can perform without it.
+    #[serde(default, deserialize_with = "psp_core::lenient::uuid")]
     order_id: Option<Uuid>,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     amount: Decimal,

@@ -246,7 +246,6 @@ pub fn item(
     let discount = dec(discount);
     let total = unit_price * Decimal::from(quantity) - discount;
     CartItem {
-        cart_item_id: Uuid::new_v4(),
         product_number: product.into(),
         quantity,
         description: Some(format!("{product} (sandbox)")),
