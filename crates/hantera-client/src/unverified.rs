@@ -26,11 +26,12 @@ pub const DEFAULT_SCOPE: &str = "actors/payment:* actors/ticket:* graph:*";
 pub struct TokenResponse {
     /// The bearer token.
     pub access_token: String,
-    /// The token type; `Bearer` is expected but not enforced.
-    #[serde(default)]
+    /// The token type; `Bearer` is expected but not enforced (so not checked either).
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub token_type: Option<String>,
-    /// Seconds until the token expires.
-    #[serde(default)]
+    /// Seconds until the token expires. A quoted number is read; anything else unreadable
+    /// is as if absent, so the cautious [`FALLBACK_TOKEN_LIFETIME`] applies.
+    #[serde(default, deserialize_with = "psp_core::lenient::unsigned")]
     pub expires_in: Option<u64>,
 }
 
@@ -186,7 +187,8 @@ pub fn payment_lookup_query(external_reference: &str) -> Vec<GraphQuery> {
 #[serde(rename_all = "camelCase")]
 struct GraphPaymentNode {
     payment_id: Uuid,
-    #[serde(default)]
+    /// Only displayed, so read leniently.
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     payment_number: Option<String>,
     #[serde(default)]
     external_reference: Option<String>,
@@ -244,17 +246,21 @@ struct QueriedJournalEntry {
     payment_journal_entry_type: String,
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     amount: rust_decimal::Decimal,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     authorization_number: Option<String>,
     #[serde(default)]
     transaction_reference: Option<String>,
 }
 
+/// The journal entry types the gateway acts on: a charge is how it finds a capture it
+/// made already, so a charge it cannot read is an error, never skipped.
+const READ_ENTRY_TYPES: &[&str] = &["charge"];
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct QueriedPayment {
     #[serde(default)]
-    journal_entries: Vec<QueriedJournalEntry>,
+    journal_entries: Vec<serde_json::Value>,
 }
 
 /// Reads the journal from the answer of [`payment_query`], shaped
@@ -277,16 +283,27 @@ pub fn parse_payment_journal(body: &[u8]) -> Result<Vec<psp_core::ports::Journal
         .ok_or("the query answer has no data.query")?;
     let payment: QueriedPayment = serde_json::from_value(payment)
         .map_err(|e| format!("unreadable payment in the query answer: {e}"))?;
-    Ok(payment
-        .journal_entries
-        .into_iter()
-        .map(|e| psp_core::ports::JournalEntry {
-            entry_type: e.payment_journal_entry_type,
-            amount: e.amount,
-            authorization_number: e.authorization_number,
-            transaction_reference: e.transaction_reference,
-        })
-        .collect())
+    let mut journal = Vec::with_capacity(payment.journal_entries.len());
+    for entry in payment.journal_entries {
+        let entry_type = ["paymentJournalEntryType", "type"]
+            .iter()
+            .find_map(|k| entry.get(*k).and_then(serde_json::Value::as_str))
+            .unwrap_or_default()
+            .to_string();
+        match serde_json::from_value::<QueriedJournalEntry>(entry) {
+            Ok(e) => journal.push(psp_core::ports::JournalEntry {
+                entry_type: e.payment_journal_entry_type,
+                amount: e.amount,
+                authorization_number: e.authorization_number,
+                transaction_reference: e.transaction_reference,
+            }),
+            // An entry of a type the gateway does not act on (a new kind, or one shaped
+            // differently) is left out rather than failing the whole journal.
+            Err(_) if !READ_ENTRY_TYPES.contains(&entry_type.as_str()) => {}
+            Err(e) => return Err(format!("unreadable {entry_type} in the journal: {e}")),
+        }
+    }
+    Ok(journal)
 }
 
 /// The message that reads a ticket (a cart) with its relations. **Unverified**: that the
@@ -359,6 +376,34 @@ mod tests {
     }
 
     #[test]
+    fn journal_entries_the_gateway_does_not_read_never_fail_the_journal() {
+        let body = br#"{"data":{"query":{"journalEntries":[
+            {"paymentJournalEntryType":"authorizationExpired","amount":null,"extra":{}},
+            {"type":"somethingNew","details":[1]},
+            {"paymentJournalEntryType":"charge","amount":50.10,"authorizationNumber":17,
+             "transactionReference":"mcap_1","newField":{"x":null}}]}}}"#;
+        let journal = parse_payment_journal(body).unwrap();
+        assert_eq!(journal.len(), 1);
+        assert_eq!(journal[0].transaction_reference.as_deref(), Some("mcap_1"));
+        assert_eq!(journal[0].authorization_number.as_deref(), Some("17"));
+        // A charge is how a capture made already is found: one that cannot be read is an
+        // error, never skipped (skipping it could charge twice).
+        let err = parse_payment_journal(
+            br#"{"data":{"query":{"journalEntries":[{"paymentJournalEntryType":"charge"}]}}}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("charge"), "{err}");
+    }
+
+    #[test]
+    fn a_lookup_node_with_an_odd_payment_number_still_yields_the_payment() {
+        let body = br#"{"payments":{"nodes":[{"paymentId":"0199a9b6-8608-7360-b98b-d2f9adeb2848",
+            "paymentNumber":1042,"externalReference":"pay_1","new":[{}]}]},"extra":1}"#;
+        let found = parse_payment_lookup(body, "pay_1").unwrap().unwrap();
+        assert_eq!(found.payment_number.as_deref(), Some("1042"));
+    }
+
+    #[test]
     fn quotes_in_the_external_reference_are_doubled() {
         assert_eq!(
             external_reference_filter("mock_pay_1"),
@@ -428,6 +473,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.expires_in, Some(3600));
+    }
+
+    #[test]
+    fn a_token_answer_with_odd_optional_fields_still_parses() {
+        let t: TokenResponse = serde_json::from_str(
+            r#"{"access_token":"abc","token_type":null,"expires_in":"3600","scope":["a"],"x":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expires_in, Some(3600));
+        let t: TokenResponse = serde_json::from_str(
+            r#"{"access_token":"abc","token_type":{"v":1},"expires_in":"soon"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expires_in, None, "the fallback lifetime applies");
+        assert!(serde_json::from_str::<TokenResponse>(r#"{"access_token":7}"#).is_err());
     }
 
     #[test]

@@ -185,9 +185,22 @@ pub(crate) struct TokenRequest<'a> {
 // Errors
 // ---------------------------------------------------------------------------------------
 
+// Error bodies are read tolerantly: only an entry's `code` is acted on, so a message or
+// details of an unexpected shape, or an entry without a code, never hides the code of
+// another entry (which would turn a definite `ALREADY_EXISTS` into a transient
+// "unavailable" and a retry loop).
+
 #[derive(Deserialize)]
 struct ErrorsEnvelope {
-    errors: Vec<ErrorEntry>,
+    errors: Vec<LenientEntry>,
+}
+
+#[derive(Deserialize)]
+struct LenientEntry {
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
+    code: Option<String>,
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
+    message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -208,13 +221,13 @@ enum ErrorField {
 #[derive(Deserialize)]
 struct ErrorEntry {
     code: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     message: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct OAuthDescription {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     error_description: Option<String>,
 }
 
@@ -225,7 +238,10 @@ struct OAuthDescription {
 /// is kept and the messages are joined, so that no detail is lost in the logs.
 pub(crate) fn parse_error_body(body: &[u8]) -> Option<(String, String)> {
     if let Ok(env) = serde_json::from_slice::<ErrorsEnvelope>(body) {
-        let code = env.errors.first()?.code.clone();
+        let code = env
+            .errors
+            .iter()
+            .find_map(|e| e.code.clone().filter(|c| !c.is_empty()))?;
         let message = env
             .errors
             .iter()
@@ -378,6 +394,30 @@ mod tests {
         .unwrap();
         assert_eq!(code, "INVALID_COMMAND");
         assert_eq!(message, "a; b");
+    }
+
+    #[test]
+    fn odd_messages_details_and_entries_without_a_code_do_not_hide_the_code() {
+        for body in [
+            &br#"{"errors":[{"code":"ALREADY_EXISTS","message":{"text":"exists"},"details":"x"}]}"#[..],
+            br#"{"errors":[{"message":"no code here"},{"code":"ALREADY_EXISTS","message":7}],"traceId":1}"#,
+            br#"{"errors":[{"code":"ALREADY_EXISTS","message":null,"details":[1,2]}]}"#,
+        ] {
+            let err = error_from_answer(500, body);
+            match err {
+                HanteraError::Api { code, .. } => assert_eq!(code, "ALREADY_EXISTS"),
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(body)),
+            }
+        }
+        let (code, message) =
+            parse_error_body(br#"{"errors":[{"code":"X","message":42}]}"#).unwrap();
+        assert_eq!((code.as_str(), message.as_str()), ("X", "42"));
+        let (_, message) = parse_error_body(
+            br#"{"error":{"code":"NOT_FOUND","message":["a"]},"error_description":1}"#,
+        )
+        .unwrap();
+        assert_eq!(message, "");
+        assert!(parse_error_body(br#"{"errors":[{"message":"no code"}]}"#).is_none());
     }
 
     #[test]

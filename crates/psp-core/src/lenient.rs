@@ -25,12 +25,41 @@ pub fn text_of(value: Value) -> Option<String> {
     }
 }
 
+/// Text from any JSON value as [`text`] reads it, with no text as the empty string.
+pub fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(text(deserializer)?.unwrap_or_default())
+}
+
+/// A map of texts from any JSON value: an object's entries whose values have a text (as
+/// [`text`] reads it), anything else as an empty map.
+pub fn text_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Object(map) => map
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, text_of(v)?)))
+            .collect(),
+        _ => std::collections::BTreeMap::new(),
+    })
+}
+
 /// A list of texts from any JSON value: the texts of a list's items (items without one
 /// are left out), a single text as a list of one, anything else as an empty list.
 pub fn texts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     Ok(match Value::deserialize(deserializer)? {
         Value::Array(items) => items.into_iter().filter_map(text_of).collect(),
         other => text_of(other).into_iter().collect(),
+    })
+}
+
+/// A non-negative integer from any JSON value: a number, or a string of digits (some
+/// servers quote numbers), otherwise `None`.
+pub fn unsigned<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     })
 }
 
@@ -55,6 +84,12 @@ mod tests {
         texts: Vec<String>,
         #[serde(default, deserialize_with = "super::uuid")]
         id: Option<uuid::Uuid>,
+        #[serde(default, deserialize_with = "super::unsigned")]
+        n: Option<u64>,
+        #[serde(default, deserialize_with = "super::string")]
+        s: String,
+        #[serde(default, deserialize_with = "super::text_map")]
+        map: std::collections::BTreeMap<String, String>,
     }
 
     fn read(v: serde_json::Value) -> Sample {
@@ -72,7 +107,7 @@ mod tests {
             json!([1, "a", null, {}]),
             json!({ "nested": [1] }),
         ] {
-            read(json!({ "text": odd, "texts": odd, "id": odd }));
+            read(json!({ "text": odd, "texts": odd, "id": odd, "n": odd, "s": odd, "map": odd }));
         }
         let s = read(json!({}));
         assert_eq!((s.text, s.texts.len(), s.id), (None, 0, None));
@@ -92,6 +127,14 @@ mod tests {
             Some("0199a9b6-8608-7360-b98b-d2f9adeb2848")
         );
         assert_eq!(read(json!({ "id": "line-1" })).id, None);
+        assert_eq!(read(json!({ "n": 3600 })).n, Some(3600));
+        assert_eq!(read(json!({ "n": " 3600" })).n, Some(3600));
+        assert_eq!(read(json!({ "n": -1 })).n, None);
+        assert_eq!(read(json!({ "n": 1.5 })).n, None);
+        assert_eq!(read(json!({ "s": null })).s, "");
+        let map = read(json!({ "map": { "a": "x", "b": 2, "c": null, "d": [] } })).map;
+        assert_eq!(map.len(), 2);
+        assert_eq!((map["a"].as_str(), map["b"].as_str()), ("x", "2"));
         assert_eq!(
             read(json!({ "texts": "one" })).texts,
             vec!["one".to_string()]

@@ -16,14 +16,15 @@ use crate::config::KustomConfig;
 /// The header Kustom still reads idempotency keys from.
 pub const IDEMPOTENCY_HEADER: &str = "Klarna-Idempotency-Key";
 
-/// Kustom's error body on every API.
+/// Kustom's error body on every API. Read leniently: an odd message list or correlation
+/// id must not lose the code that classifies the error.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ErrorBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::string")]
     pub(crate) error_code: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::texts")]
     pub(crate) error_messages: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::string")]
     pub(crate) correlation_id: String,
 }
 
@@ -285,6 +286,29 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_body_with_odd_descriptive_fields_keeps_its_code() {
+        let e = map_error(
+            StatusCode::FORBIDDEN,
+            br#"{"error_code":"READ_ONLY_ORDER","error_messages":"one message","correlation_id":null}"#,
+        );
+        assert!(
+            matches!(&e, ProviderError::Locked(m) if m == "one message"),
+            "{e:?}"
+        );
+        let e = map_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"error_code":"BAD_VALUE","error_messages":[{"x":1},"kept"],"correlation_id":42}"#,
+        );
+        match e {
+            ProviderError::Rejected { code, message } => {
+                assert_eq!(code, "BAD_VALUE");
+                assert_eq!(message, "kept (correlation_id 42)");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {

@@ -86,15 +86,22 @@ struct CheckoutOrderWire {
     order_amount: i64,
     #[serde(default)]
     merchant_reference1: Option<String>,
-    #[serde(default)]
+    /// Only used to remember the checkout URL, so an odd shape is as if absent.
+    #[serde(default, deserialize_with = "merchant_urls")]
     merchant_urls: Option<MerchantUrlsWire>,
 }
 
 /// The merchant URLs a checkout order holds (only the one the gateway uses is read).
 #[derive(Debug, Deserialize)]
 struct MerchantUrlsWire {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     checkout: Option<String>,
+}
+
+fn merchant_urls<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<MerchantUrlsWire>, D::Error> {
+    Ok(serde_json::from_value(Value::deserialize(deserializer)?).ok())
 }
 
 /// The key of the session's client data that holds the storefront's checkout URL (with
@@ -125,7 +132,9 @@ fn money(minor: i64, currency: &str) -> Result<Money, ProviderError> {
 
 /// The status of an Order Management order in the core's terms. A fraud check still
 /// pending is not yet an authorization: Kustom keeps pushing until we acknowledge, and
-/// the push after the decision completes the cart.
+/// the push after the decision completes the cart. A fraud status this adapter does not
+/// know is not taken for an acceptance either: the order waits, with a warning, rather
+/// than completing a cart on a decision nobody read.
 fn om_status(o: &OmOrderWire) -> Result<PspStatus, ProviderError> {
     let fraud = o.fraud_status.as_deref().unwrap_or("ACCEPTED");
     let amount = || money(o.order_amount, &o.purchase_currency);
@@ -134,8 +143,19 @@ fn om_status(o: &OmOrderWire) -> Result<PspStatus, ProviderError> {
         _ if fraud.eq_ignore_ascii_case("REJECTED") => PspStatus::Failed {
             reason: "rejected by Kustom's fraud check".into(),
         },
-        "AUTHORIZED" if fraud.eq_ignore_ascii_case("PENDING") => PspStatus::Pending,
-        "AUTHORIZED" => PspStatus::Authorized { amount: amount()? },
+        "AUTHORIZED" if fraud.eq_ignore_ascii_case("ACCEPTED") => {
+            PspStatus::Authorized { amount: amount()? }
+        }
+        "AUTHORIZED" => {
+            if !fraud.eq_ignore_ascii_case("PENDING") {
+                tracing::warn!(
+                    order_id = %o.order_id,
+                    fraud_status = fraud,
+                    "unknown Kustom fraud status; the order is treated as pending"
+                );
+            }
+            PspStatus::Pending
+        }
         "PART_CAPTURED" | "CAPTURED" => PspStatus::Captured { amount: amount()? },
         "CLOSED" if o.captured_amount > 0 => PspStatus::Captured { amount: amount()? },
         "CANCELLED" | "EXPIRED" | "CLOSED" => PspStatus::Canceled,
@@ -783,6 +803,15 @@ mod tests {
             om_status(&om("AUTHORIZED", Some("PENDING"))).unwrap(),
             PspStatus::Pending
         );
+        // A fraud decision this adapter does not know is not an acceptance.
+        assert_eq!(
+            om_status(&om("AUTHORIZED", Some("UNDER_REVIEW"))).unwrap(),
+            PspStatus::Pending
+        );
+        assert_eq!(
+            om_status(&om("AUTHORIZED", Some("accepted"))).unwrap(),
+            PspStatus::Authorized { amount: m }
+        );
         assert!(matches!(
             om_status(&om("AUTHORIZED", Some("REJECTED"))).unwrap(),
             PspStatus::Failed { .. }
@@ -811,6 +840,41 @@ mod tests {
             PspStatus::Captured { amount: m }
         );
         assert!(om_status(&om("EXPLODED", None)).unwrap_err().is_transient());
+    }
+
+    #[test]
+    fn orders_with_fields_the_adapter_does_not_read_are_read() {
+        let om: OmOrderWire = serde_json::from_value(json!({
+            "order_id": "o1", "status": "AUTHORIZED", "fraud_status": "ACCEPTED",
+            "order_amount": 1000, "captured_amount": 0, "purchase_currency": "SEK",
+            "merchant_reference1": "0199a9b6-8608-7360-b98b-d2f9adeb2848",
+            "order_lines": [{ "anything": [1, null] }], "billing_address": null,
+            "initial_payment_method": { "type": 7 }, "brand_new": true,
+        }))
+        .unwrap();
+        assert!(matches!(
+            om_status(&om).unwrap(),
+            PspStatus::Authorized { .. }
+        ));
+        let checkout: CheckoutOrderWire = serde_json::from_value(json!({
+            "order_id": "o1", "status": "checkout_incomplete", "html_snippet": "<div/>",
+            "purchase_currency": "SEK", "order_amount": 1000,
+            "merchant_urls": { "checkout": "https://shop.example/c", "push": 5, "new": {} },
+            "gui": { "options": null }, "options": [1],
+        }))
+        .unwrap();
+        for odd in [json!("x"), json!({ "checkout": [5] }), json!(null)] {
+            let o: CheckoutOrderWire = serde_json::from_value(json!({
+                "order_id": "o1", "status": "checkout_incomplete", "purchase_currency": "SEK",
+                "order_amount": 1000, "merchant_urls": odd,
+            }))
+            .unwrap();
+            assert!(o.merchant_urls.and_then(|u| u.checkout).is_none());
+        }
+        assert_eq!(
+            checkout.merchant_urls.and_then(|u| u.checkout).as_deref(),
+            Some("https://shop.example/c")
+        );
     }
 
     #[test]

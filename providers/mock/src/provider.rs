@@ -112,7 +112,8 @@ struct PaymentWire {
     hosted_url: Option<String>,
     #[serde(default)]
     authorized_amount: i64,
-    #[serde(default)]
+    /// Only describes a failure, so read leniently.
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     failure_reason: Option<String>,
 }
 
@@ -121,11 +122,12 @@ struct CaptureWire {
     id: String,
 }
 
+/// Read leniently: an odd message must not lose the code that classifies the error.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorWire {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::string")]
     code: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::string")]
     message: String,
 }
 
@@ -748,6 +750,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn odd_descriptive_fields_in_psp_answers_lose_nothing_the_gateway_acts_on() {
+        // An error whose message is not text keeps its code (here: the lock).
+        assert!(matches!(
+            map_error(
+                StatusCode::CONFLICT,
+                br#"{"error":{"code":"payment_locked","message":null,"details":[1]}}"#
+            ),
+            ProviderError::Locked(_)
+        ));
+        // A payment whose failure reason is not text is still read, and still failed.
+        let p = parse_payment(
+            br#"{"id":"mpay_1","status":"failed","amount":1000,"currency":"SEK",
+                 "failure_reason":{"code":"card_declined"},"new_field":[{}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(status_of(&p).unwrap(), PspStatus::Failed { .. }));
+        // What the gateway acts on is still checked.
+        assert!(parse_payment(
+            br#"{"id":"mpay_1","status":"failed","amount":"1000","currency":"SEK"}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -114,12 +114,32 @@ pub(crate) struct PaymentIntent {
     pub(crate) status: String,
     #[serde(default)]
     pub(crate) client_secret: Option<String>,
-    #[serde(default)]
+    /// Read leniently: a value that is not text is not ours (our tag and cart id are
+    /// text), so it is left out rather than failing the whole PaymentIntent.
+    #[serde(default, deserialize_with = "psp_core::lenient::text_map")]
     pub(crate) metadata: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "last_payment_error")]
     pub(crate) last_payment_error: Option<LastPaymentError>,
-    #[serde(default)]
+    /// Only names the capture; the PaymentIntent's id stands in when it is unreadable.
+    #[serde(default, deserialize_with = "expandable")]
     pub(crate) latest_charge: Option<Expandable>,
+}
+
+/// `last_payment_error`: absent or `null` is none; any other value says the last attempt
+/// failed, whatever its shape (its fields only describe the failure).
+fn last_payment_error<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<LastPaymentError>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Null => None,
+        v => Some(serde_json::from_value(v).unwrap_or_default()),
+    })
+}
+
+fn expandable<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Expandable>, D::Error> {
+    Ok(serde_json::from_value(Value::deserialize(deserializer)?).ok())
 }
 
 /// A field Stripe returns as an id, or as the object when `expand[]` asked for it.
@@ -138,14 +158,14 @@ impl Expandable {
     }
 }
 
-/// Why the last confirmation failed.
+/// Why the last confirmation failed (descriptive only, so read leniently).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct LastPaymentError {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub(crate) code: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub(crate) decline_code: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub(crate) message: Option<String>,
 }
 
@@ -208,18 +228,23 @@ struct ErrorEnvelope {
     error: ErrorBody,
 }
 
-/// The fields of Stripe's error object.
+/// The fields of Stripe's error object. Every one is read leniently: an odd value in one
+/// field must not lose the others (the type and code classify the error).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct ErrorBody {
-    #[serde(rename = "type", default)]
+    #[serde(
+        rename = "type",
+        default,
+        deserialize_with = "psp_core::lenient::string"
+    )]
     pub(crate) kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub(crate) code: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub(crate) decline_code: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub(crate) message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "psp_core::lenient::text")]
     pub(crate) param: Option<String>,
 }
 
@@ -655,6 +680,62 @@ mod tests {
                 "{patch}"
             );
         }
+    }
+
+    #[test]
+    fn fields_the_adapter_only_describes_with_never_fail_a_payment_intent() {
+        // Odd shapes in fields that only describe or name things: the PaymentIntent is
+        // still read, and what the gateway acts on is unchanged.
+        for patch in [
+            json!({ "last_payment_error": { "code": 7, "decline_code": ["x"], "message": {} } }),
+            json!({ "last_payment_error": "card_declined" }),
+            json!({ "latest_charge": { "object": "charge" } }),
+            json!({ "latest_charge": 17 }),
+            json!({ "metadata": { "cart_id": "0b6f7c1e-2a49-4a8e-9d7e-52f1f0a1c001",
+                                  "gateway": "psp-gateway", "note": { "x": 1 }, "n": null } }),
+            json!({ "brand_new_field": { "deep": [1, null] } }),
+        ] {
+            let pi = intent(patch.clone());
+            assert!(pi.is_ours(), "{patch}");
+            assert_eq!(
+                psp_payment(&pi)
+                    .unwrap()
+                    .cart_id
+                    .map(|c| c.to_string())
+                    .as_deref(),
+                Some("0b6f7c1e-2a49-4a8e-9d7e-52f1f0a1c001"),
+                "{patch}"
+            );
+        }
+        let failed =
+            intent(json!({ "status": "requires_payment_method", "last_payment_error": "x" }));
+        assert!(matches!(
+            psp_status(&failed).unwrap(),
+            PspStatus::Failed { .. }
+        ));
+        assert_eq!(
+            intent(json!({ "latest_charge": 17 })).capture_id(),
+            "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+        );
+        // A field the gateway acts on is still checked.
+        let mut bad: Value = serde_json::from_str(STRIPE_INTENT).unwrap();
+        bad["amount_capturable"] = json!("lots");
+        assert!(serde_json::from_value::<PaymentIntent>(bad).is_err());
+    }
+
+    #[test]
+    fn an_error_answer_with_odd_descriptive_fields_keeps_its_type_and_code() {
+        let e = StripeError::from_answer(
+            402,
+            None,
+            None,
+            json!({ "error": { "type": "card_error", "code": "card_declined", "param": ["x"],
+                               "message": null, "decline_code": 5, "doc_url": {} } })
+            .to_string()
+            .as_bytes(),
+        );
+        assert_eq!(e.kind(), ErrorKind::Card);
+        assert_eq!(e.body.code.as_deref(), Some("card_declined"));
     }
 
     #[test]
