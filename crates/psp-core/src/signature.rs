@@ -100,7 +100,7 @@ impl SignatureVerifier {
         let parsed = ParsedHeader::parse(header)?;
         let now = now
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         let mut matched = false;
         // Every secret and every candidate is tried, without stopping early, so the time
@@ -120,7 +120,10 @@ impl SignatureVerifier {
         if !matched {
             return Err(VerifyError::NoMatch);
         }
-        if !self.tolerance.is_zero() && now - parsed.t > self.tolerance.as_secs() as i64 {
+        // The age is computed wide: a signed `t` anywhere in i64 neither overflows (a
+        // panic in debug builds) nor wraps into looking fresh (in release builds).
+        let age = i128::from(now) - i128::from(parsed.t);
+        if !self.tolerance.is_zero() && age > i128::from(self.tolerance.as_secs()) {
             return Err(VerifyError::Stale);
         }
         Ok(VerifiedBody {
@@ -225,6 +228,22 @@ mod tests {
             sign_header(&secret, 1_700_000_000, PAYLOAD.as_bytes()),
             format!("t=1700000000,v1={GOOD}")
         );
+    }
+
+    #[test]
+    fn a_signed_timestamp_at_either_end_of_i64_is_judged_without_overflow() {
+        let secret = Secret::new("whsec_test_secret");
+        let v = verifier(&["whsec_test_secret"]);
+        let now = at(1_700_000_000);
+        // Found by the fuzz test: the age `now - t` overflowed (a panic in debug builds,
+        // and in release builds a wrap that made the oldest timestamp look fresh).
+        let oldest = sign_header(&secret, i64::MIN, b"{}");
+        assert_eq!(
+            v.verify(Some(&oldest), b"{}", now).unwrap_err(),
+            VerifyError::Stale
+        );
+        let newest = sign_header(&secret, i64::MAX, b"{}");
+        assert!(v.verify(Some(&newest), b"{}", now).is_ok());
     }
 
     #[test]

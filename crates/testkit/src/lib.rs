@@ -3,10 +3,13 @@
 //! - [`mem`]: in-memory implementations of the core's ports, [`mem::MemHantera`] and
 //!   [`mem::MemStore`], faithful to the semantics the completion orchestrator relies on
 //!   and with programmable faults, so tests can replay a retry, a race or a crash exactly;
-//! - [`conformance`]: the suite every provider crate runs against itself and its fake PSP.
+//! - [`conformance`]: the suite every provider crate runs against itself and its fake PSP;
+//! - [`fuzz`]: bounded proptest generators (arbitrary and structure-aware JSON) and the
+//!   case count every fuzz test takes from `PSP_FUZZ_CASES`.
 //!
 //! Architecture invariant: this crate depends on the core only. It is used from tests
 //! (`[dev-dependencies]`) and never by production code.
 
 pub mod conformance;
+pub mod fuzz;
 pub mod mem;
