@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what the Node and browser tests
-# need, checks formatting and lints, builds the binaries the end-to-end tests run, runs
-# every Rust test in the workspace, then the storefront SDK test (Node) and the demo
-# page test (headless Chromium).
+# The whole test suite, from a fresh machine: installs and starts PostgreSQL, installs
+# what the Node and browser tests need, checks formatting and lints, builds the binaries
+# the end-to-end tests run, runs every Rust test in the workspace, then the storefront SDK
+# test (Node) and the demo page test (headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The store's PostgreSQL tests use the local server (127.0.0.1:5432, database `test`, or
-# PSP_TEST_POSTGRES_URL). The machines this runs on start it; start it if it stopped.
-if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
-fi
+# The store's PostgreSQL tests and the replicas end-to-end test use a local server
+# (PSP_TEST_POSTGRES_URL, by default 127.0.0.1:5432, database `test`). A fresh machine
+# gets Debian's postgresql installed, a cluster started and a role and database for the
+# tests; a server that is up and serves the tests already is left as it is.
+# (Its logic is tested first, with stubs, so a broken set-up says so before it acts.)
+scripts/postgres_test.sh >/dev/null
+. scripts/postgres.sh
+ensure_postgres
 
 # The browser test drives Debian's Chromium; no browser is ever downloaded by npm.
 if [ ! -x /usr/bin/chromium ]; then
