@@ -515,10 +515,13 @@ impl KustomProvider {
                     "Kustom does not know order {order_id}"
                 )));
             }
+            // Kustom's own error text is for our log, not for the unauthenticated caller
+            // of the push URL.
             Err(e) => {
+                tracing::warn!(order_id, error = %e, "reading a pushed Kustom order failed");
                 return Err(WebhookError::Malformed(format!(
-                    "Kustom order {order_id} could not be read now: {e}"
-                )))
+                    "Kustom order {order_id} could not be read now"
+                )));
             }
         };
         if order.order_id != order_id {

@@ -15,7 +15,6 @@
 //! completion twice in the same state adds one job.
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -23,7 +22,6 @@ use axum::{Json, Router};
 use psp_core::ports::{Completion, CompletionState, Enqueued, Job, JobState, NewJob, SessionSync};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::error::AppError;
@@ -54,13 +52,7 @@ async fn require_token(
             "no admin_token is configured",
         ));
     };
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+    if !super::bearer_matches(req.headers(), expected) {
         return Err(AppError::unauthorized(
             "INVALID_TOKEN",
             "a valid admin bearer token is required",

@@ -19,7 +19,6 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::post;
@@ -29,7 +28,6 @@ use psp_core::{Currency, Money, RenderedCart};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -53,14 +51,7 @@ async fn require_token(
     req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let expected = state.hook_token.expose();
-    if expected.is_empty() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    if !super::bearer_matches(req.headers(), &state.hook_token) {
         let hook = if req.uri().path().ends_with(PAYMENT_CAPTURE) {
             PAYMENT_CAPTURE
         } else {
