@@ -319,6 +319,30 @@ fn describe_transport_error(err: &reqwest::Error) -> String {
     text
 }
 
+impl HanteraClient {
+    /// Applies payment commands in one batch, sent once: what they write (an activity
+    /// entry) is better left out after a lost answer than written twice.
+    async fn payment_commands_once(
+        &self,
+        payment_id: Uuid,
+        commands: serde_json::Value,
+    ) -> Result<(), HanteraError> {
+        let body = Body::json(&serde_json::json!([{
+            "type": "applyCommands",
+            "body": { "commands": commands }
+        }]))?;
+        self.resource_call(
+            Method::POST,
+            &wire::payment_actor_path(payment_id),
+            &body,
+            1,
+        )
+        .await?
+        .into_success()
+        .map(drop)
+    }
+}
+
 #[async_trait]
 impl Hantera for HanteraClient {
     /// Reads the cart from the public Commerce ingress, which needs no token. Only a 404
@@ -485,19 +509,11 @@ impl Hantera for HanteraClient {
         payment_id: Uuid,
         message: &str,
     ) -> Result<(), HanteraError> {
-        let body = Body::json(&serde_json::json!([{
-            "type": "applyCommands",
-            "body": { "commands": [{ "type": "addActivityLog", "messageTemplate": message }] }
-        }]))?;
-        self.resource_call(
-            Method::POST,
-            &wire::payment_actor_path(payment_id),
-            &body,
-            1,
+        self.payment_commands_once(
+            payment_id,
+            serde_json::json!([{ "type": "addActivityLog", "messageTemplate": message }]),
         )
-        .await?
-        .into_success()
-        .map(drop)
+        .await
     }
 
     /// Tags a payment and logs why, in one batch. Tags are a set; a repeated activity entry
@@ -508,22 +524,14 @@ impl Hantera for HanteraClient {
         tag: &str,
         message: &str,
     ) -> Result<(), HanteraError> {
-        let body = Body::json(&serde_json::json!([{
-            "type": "applyCommands",
-            "body": { "commands": [
+        self.payment_commands_once(
+            payment_id,
+            serde_json::json!([
                 { "type": "addTag", "key": tag },
                 { "type": "addActivityLog", "messageTemplate": message },
-            ] }
-        }]))?;
-        self.resource_call(
-            Method::POST,
-            &wire::payment_actor_path(payment_id),
-            &body,
-            1,
+            ]),
         )
-        .await?
-        .into_success()
-        .map(drop)
+        .await
     }
 
     /// Sets dynamic fields on a cart. Setting the same values again changes nothing, so the

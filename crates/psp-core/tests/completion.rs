@@ -1079,19 +1079,31 @@ fn underpaid(outcome: &CompletionOutcome) -> (Uuid, String) {
     }
 }
 
+/// Completes `pay_1` while the customer changes the cart to `total` at the moment the
+/// completion's next `op` call arrives at Hantera (held there until the change is made).
+async fn complete_while_the_cart_changes(
+    w: &World,
+    cart_id: Uuid,
+    op: Op,
+    total: Money,
+) -> Result<CompletionOutcome, CompletionError> {
+    let hold = w.hantera.hold_next(op);
+    let change = async {
+        hold.reached().await;
+        w.hantera.set_cart_total(cart_id, total);
+        hold.release();
+    };
+    let (outcome, ()) = tokio::join!(w.complete("pay_1"), change);
+    outcome
+}
+
 #[tokio::test]
 async fn a_cart_that_grows_while_the_payment_is_created_is_not_completed() {
     let w = world();
     let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
-    let hold = w.hantera.hold_next(Op::CreatePayment);
-    let completing = w.complete("pay_1");
-    let grow = async {
-        hold.reached().await;
-        // The customer adds an item in another tab.
-        w.hantera.set_cart_total(cart_id, sek(50_000));
-        hold.release();
-    };
-    let (outcome, ()) = tokio::join!(completing, grow);
+    // The customer adds an item in another tab.
+    let outcome =
+        complete_while_the_cart_changes(&w, cart_id, Op::CreatePayment, sek(50_000)).await;
 
     let CompletionOutcome::NeedsAttention { reason } = outcome.unwrap() else {
         panic!("a cart that changed before complete must not be completed")
@@ -1114,14 +1126,8 @@ async fn a_cart_that_grows_between_the_last_read_and_complete_is_underpaid_and_f
     let w = world();
     let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
     w.open_session(cart_id, "pay_1", sek(10_000)).await;
-    let hold = w.hantera.hold_next(Op::LinkAndComplete);
-    let completing = w.complete("pay_1");
-    let grow = async {
-        hold.reached().await;
-        w.hantera.set_cart_total(cart_id, sek(50_000));
-        hold.release();
-    };
-    let (outcome, ()) = tokio::join!(completing, grow);
+    let outcome =
+        complete_while_the_cart_changes(&w, cart_id, Op::LinkAndComplete, sek(50_000)).await;
 
     let (payment_id, reason) = underpaid(&outcome.unwrap());
     assert_eq!(payment_id, payment_id_for(PROVIDER, "pay_1"));
@@ -1183,15 +1189,9 @@ async fn a_crash_before_the_completed_total_was_checked_is_found_underpaid_on_th
 async fn flagging_an_underpaid_payment_is_retried_when_hantera_does_not_answer() {
     let w = world();
     let cart_id = w.cart_paid_with("pay_1", sek(10_000), authorized(sek(10_000)));
-    let hold = w.hantera.hold_next(Op::LinkAndComplete);
     w.hantera.fail_next(Op::FlagPayment, 1);
-    let completing = w.complete("pay_1");
-    let grow = async {
-        hold.reached().await;
-        w.hantera.set_cart_total(cart_id, sek(50_000));
-        hold.release();
-    };
-    let (outcome, ()) = tokio::join!(completing, grow);
+    let outcome =
+        complete_while_the_cart_changes(&w, cart_id, Op::LinkAndComplete, sek(50_000)).await;
     assert!(outcome.unwrap_err().is_transient());
     assert_ne!(
         w.record("pay_1").await.unwrap().state,
