@@ -286,13 +286,32 @@ impl VerifiedEvent {
     }
 
     /// Builds an event from the PSP's own answer to an authenticated re-read, for a PSP
-    /// that does not sign its calls (the call was only a hint). Only a provider that has
-    /// just read the payment from its PSP with our credentials may use it.
-    pub fn from_psp_read(read: ParsedEvent) -> Self {
+    /// that does not sign its calls (the call was only a hint). The event says exactly
+    /// what the read payment says and nothing else: what it asks the gateway to do is
+    /// derived from `read` (its status, and whether it names one of our carts), so a
+    /// provider cannot turn an unsigned call's own claims into a verified event. Only a
+    /// provider that has just read the payment from its PSP with our credentials may
+    /// call it.
+    pub fn from_authenticated_read(
+        read: &PspPayment,
+        event_id: String,
+        event_type: String,
+    ) -> Self {
+        let psp_ref = read.psp_ref.clone();
+        let kind = match (&read.status, read.cart_id) {
+            // Not ours (another integration on the same PSP account): nothing to do.
+            (_, None) => EventKind::Other,
+            (PspStatus::Authorized { .. } | PspStatus::Captured { .. }, Some(_)) => {
+                EventKind::Authorized { psp_ref }
+            }
+            (PspStatus::Canceled, Some(_)) => EventKind::Canceled { psp_ref },
+            (PspStatus::Failed { .. }, Some(_)) => EventKind::Failed { psp_ref },
+            (PspStatus::Pending, Some(_)) => EventKind::Other,
+        };
         Self {
-            event_id: read.event_id,
-            event_type: read.event_type,
-            kind: read.kind,
+            event_id,
+            event_type,
+            kind,
         }
     }
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use psp_core::{
-    Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, Currency,
-    EventKind, Money, ParsedEvent, Provider, ProviderContext, ProviderError, ProviderServices,
-    PspPayment, PspStatus, RenderedCart, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
+    Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, Currency, Money,
+    Provider, ProviderContext, ProviderError, ProviderServices, PspPayment, PspStatus,
+    RenderedCart, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -530,22 +530,6 @@ impl KustomProvider {
             ));
         }
         let status = om_status(&order).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-        let kind = match (&status, cart_of(order.merchant_reference1.as_deref())) {
-            // Not ours (another integration on the same Kustom account): nothing to do.
-            (_, None) => EventKind::Other,
-            (PspStatus::Authorized { .. } | PspStatus::Captured { .. }, Some(_)) => {
-                EventKind::Authorized {
-                    psp_ref: order_id.clone(),
-                }
-            }
-            (PspStatus::Canceled, Some(_)) => EventKind::Canceled {
-                psp_ref: order_id.clone(),
-            },
-            (PspStatus::Failed { .. }, Some(_)) => EventKind::Failed {
-                psp_ref: order_id.clone(),
-            },
-            (PspStatus::Pending, Some(_)) => EventKind::Other,
-        };
         // Kustom repeats a push until it is acknowledged, minutes apart; each repeat must
         // reach the worker again (it acknowledges), while a burst of copies within one
         // minute is one event.
@@ -556,11 +540,16 @@ impl KustomProvider {
             .as_secs()
             / 60;
         let status_name = order.status.to_ascii_lowercase();
-        Ok(VerifiedEvent::from_psp_read(ParsedEvent {
-            event_id: format!("push:{order_id}:{status_name}:{minute}"),
-            event_type: format!("push.{status_name}"),
-            kind,
-        }))
+        let read = PspPayment {
+            psp_ref: order_id.clone(),
+            cart_id: cart_of(order.merchant_reference1.as_deref()),
+            status,
+        };
+        Ok(VerifiedEvent::from_authenticated_read(
+            &read,
+            format!("push:{order_id}:{status_name}:{minute}"),
+            format!("push.{status_name}"),
+        ))
     }
 }
 
