@@ -74,7 +74,10 @@ impl AppState {
             store,
             metrics.clone(),
         ));
-        let completer = Arc::new(Completer::new(hantera.clone(), store.clone()));
+        let completer = Arc::new(
+            Completer::new(hantera.clone(), store.clone())
+                .with_voids(Arc::new(crate::jobs::StoreVoids(store.clone()))),
+        );
         let configured = config
             .hantera
             .as_ref()

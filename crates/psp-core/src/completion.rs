@@ -29,8 +29,8 @@ use uuid::Uuid;
 use crate::cart::{CartState, RenderedCart};
 use crate::money::Money;
 use crate::ports::{
-    CompletionState, CompletionUpdate, CreateOutcome, Hantera, HanteraError, NewJob, NewPayment,
-    SessionStatus, Store, StoreError,
+    CompletionState, CompletionUpdate, CreateOutcome, Hantera, HanteraError, NewPayment,
+    SessionStatus, Store, StoreError, VoidScheduler,
 };
 use crate::provider::{Provider, ProviderError, PspStatus};
 
@@ -44,9 +44,6 @@ pub fn payment_id_for(provider: &str, psp_ref: &str) -> Uuid {
         format!("{provider}:{psp_ref}").as_bytes(),
     )
 }
-
-/// The job kind that voids a double payment at the PSP.
-pub const VOID_JOB: &str = "void";
 
 /// The tag an underpaid payment gets in Hantera, where a person finds it.
 pub const UNDERPAID_TAG: &str = "underpaid";
@@ -107,15 +104,47 @@ impl CompletionOutcome {
     }
 }
 
-/// Why a completion could not finish now.
+/// Why a completion could not finish now: whether trying again may help, and the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum CompletionError {
     /// Try again later (Hantera or the PSP did not answer, the store failed).
     #[error("temporarily failed: {0}")]
-    Transient(String),
+    Transient(#[source] CompletionCause),
     /// Trying again will not help.
     #[error("failed: {0}")]
-    Permanent(String),
+    Permanent(#[source] CompletionCause),
+}
+
+/// What stopped a completion.
+#[derive(Debug, thiserror::Error)]
+pub enum CompletionCause {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hantera failed or refused.
+    #[error(transparent)]
+    Hantera(#[from] HanteraError),
+    /// The PSP failed or refused.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The PSP payment names no cart, and no checkout session holds it.
+    #[error("PSP payment {psp_ref} names no cart and no session holds it")]
+    NoCart {
+        /// The PSP payment.
+        psp_ref: String,
+    },
+    /// The cart could not be read right after it was completed.
+    #[error("cart {cart_id} vanished right after it was completed")]
+    CartVanished {
+        /// The cart.
+        cart_id: Uuid,
+    },
+    /// Hantera refused a payment for a reference it then could not find.
+    #[error("Hantera says external reference {psp_ref} is in use but cannot find it")]
+    ReferenceNotFound {
+        /// The PSP payment (the external reference).
+        psp_ref: String,
+    },
 }
 
 impl CompletionError {
@@ -123,20 +152,27 @@ impl CompletionError {
     pub fn is_transient(&self) -> bool {
         matches!(self, CompletionError::Transient(_))
     }
+
+    /// What stopped the completion.
+    pub fn cause(&self) -> &CompletionCause {
+        match self {
+            CompletionError::Transient(cause) | CompletionError::Permanent(cause) => cause,
+        }
+    }
 }
 
 impl From<StoreError> for CompletionError {
     fn from(e: StoreError) -> Self {
-        CompletionError::Transient(e.to_string())
+        CompletionError::Transient(e.into())
     }
 }
 
 impl From<HanteraError> for CompletionError {
     fn from(e: HanteraError) -> Self {
         if e.is_transient() {
-            CompletionError::Transient(e.to_string())
+            CompletionError::Transient(e.into())
         } else {
-            CompletionError::Permanent(e.to_string())
+            CompletionError::Permanent(e.into())
         }
     }
 }
@@ -144,9 +180,9 @@ impl From<HanteraError> for CompletionError {
 impl From<ProviderError> for CompletionError {
     fn from(e: ProviderError) -> Self {
         if e.is_transient() {
-            CompletionError::Transient(e.to_string())
+            CompletionError::Transient(e.into())
         } else {
-            CompletionError::Permanent(e.to_string())
+            CompletionError::Permanent(e.into())
         }
     }
 }
@@ -157,6 +193,9 @@ const LOCK_STRIPES: usize = 64;
 pub struct Completer {
     hantera: Arc<dyn Hantera>,
     store: Arc<dyn Store>,
+    /// Where a double payment's void is asked for; without one, a double payment is
+    /// recorded for a person to release by hand.
+    voids: Option<Arc<dyn VoidScheduler>>,
     // Striped per-cart locks. They only spare Hantera needless racing calls inside one
     // process; correctness across processes comes from the cart claim and Hantera's
     // atomic batch.
@@ -178,15 +217,31 @@ struct Ctx<'a> {
 }
 
 impl Completer {
-    /// A completer over the given ports.
+    /// A completer over the given ports that schedules no voids: a double payment is
+    /// recorded, and releasing it is left to a person. The gateway adds its job queue with
+    /// [`Completer::with_voids`].
     pub fn new(hantera: Arc<dyn Hantera>, store: Arc<dyn Store>) -> Self {
         Self {
             hantera,
             store,
+            voids: None,
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
         }
+    }
+
+    /// The same completer, asking `voids` to release double payments at the PSP.
+    pub fn with_voids(mut self, voids: Arc<dyn VoidScheduler>) -> Self {
+        self.voids = Some(voids);
+        self
+    }
+
+    /// The port a double payment of `provider` is voided through, if it can be.
+    fn voids_for(&self, provider: &dyn Provider) -> Option<&dyn VoidScheduler> {
+        self.voids
+            .as_deref()
+            .filter(|_| provider.capabilities().void)
     }
 
     /// Completes the cart of PSP payment `psp_ref` if the PSP says it is authorized.
@@ -206,7 +261,7 @@ impl Completer {
                 }
                 CompletionState::DoublePayment => {
                     return Ok(CompletionOutcome::DoublePayment {
-                        void_scheduled: provider.capabilities().void,
+                        void_scheduled: self.voids_for(provider).is_some(),
                     })
                 }
                 _ => {}
@@ -236,9 +291,9 @@ impl Completer {
             None => match self.store.session_by_ref(id, psp_ref).await? {
                 Some(s) => s.cart_id,
                 None => {
-                    return Err(CompletionError::Permanent(format!(
-                        "PSP payment {psp_ref} names no cart and no session holds it"
-                    )))
+                    return Err(CompletionError::Permanent(CompletionCause::NoCart {
+                        psp_ref: psp_ref.to_string(),
+                    }))
                 }
             },
         };
@@ -367,10 +422,9 @@ impl Completer {
         // What was completed is what Hantera holds now, not what was read before: a change
         // that raced the batch shows here.
         let Some(cart) = self.hantera.get_cart(ctx.cart_id).await? else {
-            return Err(CompletionError::Transient(format!(
-                "cart {} vanished right after it was completed",
-                ctx.cart_id
-            )));
+            return Err(CompletionError::Transient(CompletionCause::CartVanished {
+                cart_id: ctx.cart_id,
+            }));
         };
         self.settle_completed(ctx, &cart, payment_id, true).await
     }
@@ -524,10 +578,11 @@ impl Completer {
                 // Someone created it at another id; that one is the payment.
                 match self.hantera.find_payment(ctx.psp_ref).await? {
                     Some(found) => Ok(found.payment_id),
-                    None => Err(CompletionError::Transient(format!(
-                        "Hantera says external reference {} is in use but cannot find it",
-                        ctx.psp_ref
-                    ))),
+                    None => Err(CompletionError::Transient(
+                        CompletionCause::ReferenceNotFound {
+                            psp_ref: ctx.psp_ref.to_string(),
+                        },
+                    )),
                 }
             }
         }
@@ -581,26 +636,20 @@ impl Completer {
         ctx: &Ctx<'_>,
         why: &str,
     ) -> Result<CompletionOutcome, CompletionError> {
-        let can_void = ctx.provider.capabilities().void;
-        if can_void {
+        let voids = self.voids_for(ctx.provider);
+        if let Some(voids) = voids {
             // The void is durable work of its own, so a crash here cannot lose it.
-            self.store
-                .enqueue(NewJob {
-                    kind: VOID_JOB.into(),
-                    dedupe_key: format!("void:{}:{}", ctx.provider.id(), ctx.psp_ref),
-                    cart_id: Some(ctx.cart_id),
-                    payload: serde_json::json!({
-                        "provider": ctx.provider.id(),
-                        "psp_ref": ctx.psp_ref,
-                    }),
-                    max_attempts: 20,
-                })
+            voids
+                .schedule_void(ctx.provider.id(), ctx.psp_ref, ctx.cart_id)
                 .await?;
         }
+        let can_void = voids.is_some();
         let reason = format!(
             "double payment: {why}; {}",
             if can_void {
                 "a void is scheduled at the PSP"
+            } else if ctx.provider.capabilities().void {
+                "no void is scheduled here: release it by hand"
             } else {
                 "the provider cannot void: refund it by hand"
             }

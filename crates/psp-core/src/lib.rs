@@ -16,7 +16,9 @@ mod secret;
 pub mod signature;
 
 pub use cart::{CartItem, CartState, RenderedCart};
-pub use completion::{payment_id_for, Completer, CompletionError, CompletionOutcome};
+pub use completion::{
+    payment_id_for, Completer, CompletionCause, CompletionError, CompletionOutcome,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use provider::{
     fakes, Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,

@@ -672,6 +672,21 @@ pub fn decide_sync(
     }
 }
 
+/// What the completion orchestrator asks of the work queue: release a double payment at
+/// the PSP, as durable work that outlives a crash. The queue decides the job's kind, key
+/// and attempt budget; the core only names the payment.
+#[async_trait]
+pub trait VoidScheduler: Send + Sync + 'static {
+    /// Schedules the void of PSP payment `psp_ref`, which paid cart `cart_id` a second
+    /// time. Asking again for the same payment adds nothing.
+    async fn schedule_void(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+        cart_id: Uuid,
+    ) -> Result<(), StoreError>;
+}
+
 /// The durable state of the gateway.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use psp_core::completion::VOID_JOB;
 use psp_core::ports::{
     Completion, CompletionState, HanteraError, NewPayment, SessionStatus, Store,
 };
@@ -19,6 +18,7 @@ use psp_core::{
 };
 use rust_decimal::Decimal;
 use testkit::mem::{Call, MemHantera, MemStore, Op};
+use testkit::{VoidJobs, VOID_JOB};
 use uuid::Uuid;
 
 const PROVIDER: &str = "scripted";
@@ -160,11 +160,16 @@ fn world_without_void() -> World {
     })
 }
 
+/// A completer as the gateway builds it: its voids are `void` jobs in the store.
+fn completer(hantera: &Arc<MemHantera>, store: &Arc<MemStore>) -> Completer {
+    Completer::new(hantera.clone(), store.clone()).with_voids(Arc::new(VoidJobs::new(store.clone())))
+}
+
 fn world_with(capabilities: Capabilities) -> World {
     let hantera = Arc::new(MemHantera::new());
     let store = Arc::new(MemStore::new());
     World {
-        completer: Completer::new(hantera.clone(), store.clone()),
+        completer: completer(&hantera, &store),
         hantera,
         store,
         provider: Arc::new(Scripted::new(capabilities)),
@@ -175,7 +180,7 @@ impl World {
     /// Another gateway process over the same Hantera and store: it shares no in-process
     /// lock with `self.completer`, only what the ports guarantee.
     fn another_process(&self) -> Completer {
-        Completer::new(self.hantera.clone(), self.store.clone())
+        completer(&self.hantera, &self.store)
     }
 
     /// An open cart of `total`, and a PSP payment `psp_ref` for it with `status`.

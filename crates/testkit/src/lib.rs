@@ -5,7 +5,8 @@
 //!   and with programmable faults, so tests can replay a retry, a race or a crash exactly;
 //! - [`conformance`]: the suite every provider crate runs against itself and its fake PSP;
 //! - [`fuzz`]: bounded proptest generators (arbitrary and structure-aware JSON) and the
-//!   case count every fuzz test takes from `PSP_FUZZ_CASES`.
+//!   case count every fuzz test takes from `PSP_FUZZ_CASES`;
+//! - [`voids`]: the completion orchestrator's void port, writing the gateway's void job.
 //!
 //! Architecture invariant: this crate depends on the core only. It is used from tests
 //! (`[dev-dependencies]`) and never by production code.
@@ -13,3 +14,6 @@
 pub mod conformance;
 pub mod fuzz;
 pub mod mem;
+pub mod voids;
+
+pub use voids::{VoidJobs, VOID_JOB};

@@ -23,7 +23,31 @@ pub const CAPTURE_JOB: &str = "capture";
 /// Brings a PSP session in step with its cart (from `OnCartMutation`).
 pub const SYNC_JOB: &str = "sync";
 /// Releases a double payment at the PSP (scheduled by the completion orchestrator).
-pub use psp_core::completion::VOID_JOB;
+pub const VOID_JOB: &str = "void";
+
+/// The completion orchestrator's void port: a `void` job in the store.
+pub(crate) struct StoreVoids(pub(crate) std::sync::Arc<dyn psp_core::ports::Store>);
+
+#[async_trait::async_trait]
+impl psp_core::ports::VoidScheduler for StoreVoids {
+    async fn schedule_void(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+        cart_id: uuid::Uuid,
+    ) -> Result<(), psp_core::ports::StoreError> {
+        self.0
+            .enqueue(psp_core::ports::NewJob {
+                kind: VOID_JOB.into(),
+                dedupe_key: format!("void:{provider}:{psp_ref}"),
+                cart_id: Some(cart_id),
+                payload: serde_json::json!({ "provider": provider, "psp_ref": psp_ref }),
+                max_attempts: 20,
+            })
+            .await
+            .map(|_| ())
+    }
+}
 
 /// How one attempt of a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
