@@ -1,18 +1,19 @@
 //! psp-gateway: one service in front of many PSPs for shops on Hantera Commerce.
 //!
-//! The binary's pieces: configuration ([`config`]), the HTTP edge ([`app`], `routes`),
-//! the background worker ([`worker`]), metrics, and the assembly of it all ([`server`]).
+//! The crate imports in one direction (`docs/architecture.md`):
+//!
+//! - [`server`], the assembly, builds everything and is the only module that sees all of
+//!   it: the adapters, the services and the edge;
+//! - [`edge`], the HTTP edge (router, handlers, errors, rate limits, accept loop), calls
+//! - [`services`], what the gateway does (payments, the job queue, the jobs, the worker),
+//!   which knows nothing of HTTP and uses
+//! - the core's ports (`psp_core`), with [`config`] and [`metrics`] beside them.
 
-pub mod app;
 pub mod config;
-pub mod error;
-pub mod http;
-pub mod jobs;
+pub mod edge;
 pub mod metrics;
-pub mod ratelimit;
-mod routes;
 pub mod server;
-pub mod worker;
+pub mod services;
 
 // Linking the provider crates is what registers them: `inventory` collects the
 // registrations of every crate in the binary. Nothing here names a provider otherwise.

@@ -136,7 +136,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     if gateway.embedded {
         println!(
             "embedded default: sandbox Hantera and fake PSPs ({}) in this process; open {}/ in a browser",
-            gateway.state().registry.ids().collect::<Vec<_>>().join(", "),
+            gateway.state().services.registry.ids().collect::<Vec<_>>().join(", "),
             gateway.public_url
         );
     }

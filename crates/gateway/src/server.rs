@@ -1,19 +1,25 @@
 //! Assembly: from a configuration to a running gateway (HTTP server + worker), and the
 //! stand-alone sandbox.
+//!
+//! Architecture invariant: this is the one module that sees all three layers: the
+//! adapters (the store, the Hantera client, the sandbox and the fakes), the services, and
+//! the HTTP edge. It builds the services over the adapters and puts the edge on top
+//! (`architecture::the_gateway_imports_in_one_direction`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use psp_core::ports::Hantera;
-use psp_core::Secret;
+use psp_core::ports::{Hantera, Store};
+use psp_core::{Registry, Secret};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::{metrics_router, router, AppState};
 use crate::config::Config;
-use crate::http::{serve, ConnLimits};
+use crate::edge::http::{serve, ConnLimits};
+use crate::edge::{metrics_router, router, AppState};
+use crate::services::Services;
 
 /// A gateway bound to its address, ready to run.
 pub struct Gateway {
@@ -118,7 +124,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         drop_rate: config.sandbox.drop_rate,
         drop_after_rate: config.sandbox.drop_after_rate,
     };
-    let state = AppState::new(Arc::new(config), &public_url, registry, store, hantera);
+    let state = assemble(Arc::new(config), &public_url, registry, store, hantera);
     let mut app = router(state.clone());
     let sandbox = sandbox_secret.map(|secret| {
         // The sandbox forwards its hooks to this very process, as the bridge app of a
@@ -170,6 +176,19 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     })
 }
 
+/// The services over the given ports, and the HTTP edge over them: what [`build`] does
+/// with the configured adapters, and what in-process tests do with in-memory ones.
+pub fn assemble(
+    config: Arc<Config>,
+    public_url: &str,
+    registry: Registry,
+    store: Arc<dyn Store>,
+    hantera: Arc<dyn Hantera>,
+) -> AppState {
+    let services = Services::new(config.worker.clone(), public_url, registry, store, hantera);
+    AppState::new(config, Arc::new(services))
+}
+
 /// The demo checkout page of the embedded default, what it loads, and the list of
 /// enabled providers it offers (`GET /sandbox/providers`, from the registry).
 fn demo_router(state: &AppState, public_url: &str) -> axum::Router {
@@ -179,6 +198,7 @@ fn demo_router(state: &AppState, public_url: &str) -> axum::Router {
 
     let index = include_str!("demo/index.html").replace("$ORIGIN", public_url);
     let providers: Vec<serde_json::Value> = state
+        .services
         .registry
         .ids()
         .map(|id| serde_json::json!({ "id": id }))
@@ -242,13 +262,13 @@ impl Gateway {
         let grace = Duration::from_millis(server.shutdown_deadline_ms);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (http_stop_tx, http_stop_rx) = watch::channel(None::<Instant>);
-        let worker = self
-            .state
-            .config
-            .worker
-            .enabled
-            .then(|| tokio::spawn(crate::worker::run(self.state.clone(), stop_rx.clone())));
-        let metrics = Some(self.state.metrics.clone());
+        let worker = self.state.config.worker.enabled.then(|| {
+            tokio::spawn(crate::services::worker::run(
+                self.state.services.clone(),
+                stop_rx.clone(),
+            ))
+        });
+        let metrics = Some(self.state.services.metrics.clone());
         let mut servers = vec![tokio::spawn(serve(
             self.listener,
             self.app,

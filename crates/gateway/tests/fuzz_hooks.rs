@@ -13,8 +13,8 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::http::Request;
-use gateway::app::{router, AppState};
 use gateway::config::Config;
+use gateway::edge::{router, AppState};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use psp_core::ports::Store;
@@ -83,7 +83,7 @@ fn fixture() -> &'static Fixture {
                     .await
                     .unwrap();
             }
-            AppState::new(
+            gateway::server::assemble(
                 Arc::new(config()),
                 "http://gateway.test",
                 registry,

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use gateway::app::{router, AppState};
 use gateway::config::Config;
+use gateway::edge::{router, AppState};
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use psp_core::ports::{JobState, NewPayment, SessionStatus, Store};
@@ -183,7 +183,7 @@ fn world(extra: &str) -> World {
     let hantera = Arc::new(MemHantera::new());
     let provider = Scripted::new();
     let registry = Registry::from_providers([provider.clone() as Arc<dyn Provider>]);
-    let state = AppState::new(
+    let state = gateway::server::assemble(
         Arc::new(config(extra)),
         "http://gateway.test",
         registry,
@@ -191,7 +191,7 @@ fn world(extra: &str) -> World {
         hantera.clone(),
     );
     let (stop, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(gateway::worker::run(state.clone(), rx));
+    tokio::spawn(gateway::services::worker::run(state.services.clone(), rx));
     World {
         state,
         store,
@@ -288,7 +288,7 @@ async fn hooks_without_the_hook_token_are_refused_with_401_and_store_nothing() {
         }
     }
     assert!(w.store.jobs().is_empty());
-    let metrics = w.state.metrics.render();
+    let metrics = w.state.services.metrics.render();
     assert!(
         metrics
             .contains(r#"psp_gateway_hooks_total{hook="OnPaymentCapture",verdict="bad_token"} 3"#),
@@ -443,7 +443,7 @@ async fn a_capture_hook_delivered_five_times_captures_once_and_charges_exactly_t
         charge.transaction_reference.as_deref(),
         Some("cap_for_hantera-capture-cap-1")
     );
-    let metrics = w.state.metrics.render();
+    let metrics = w.state.services.metrics.render();
     assert!(
         metrics.contains(r#"psp_gateway_jobs_total{kind="capture",result="scheduled"} 1"#),
         "{metrics}"
@@ -481,7 +481,7 @@ async fn captures_that_time_out_are_retried_with_the_same_idempotency_key() {
         .collect();
     assert_eq!(keys, ["hantera-capture-cap-7"; 3]);
     assert_eq!(w.hantera.payment(payment_id).unwrap().charges.len(), 1);
-    let metrics = w.state.metrics.render();
+    let metrics = w.state.services.metrics.render();
     assert!(metrics.contains(r#"psp_gateway_jobs_total{kind="capture",result="retried"} 2"#));
 }
 
@@ -519,7 +519,7 @@ async fn a_refused_capture_fails_once_with_the_reason_and_an_activity_entry_unti
     // definitely, so the replay asks under a new one.
     let job = w.store.jobs_of_kind("capture")[0].id;
     assert!(w.store.replay_job(job).await.unwrap());
-    w.state.work.notify_one();
+    w.state.services.jobs.wake();
     until("the replayed capture to succeed", || {
         (capture_job_state(&w)?.0 == JobState::Succeeded).then_some(())
     })
@@ -714,7 +714,8 @@ async fn a_mutation_that_changes_nothing_the_psp_needs_sends_nothing() {
     let w = world("");
     let cart_id = w.hantera.add_cart(sek(10_000));
     open_session(&w, cart_id, 10_000).await;
-    let hash = gateway::jobs::payload_hash(&json!({ "amount": 10_000, "currency": "SEK" }));
+    let hash =
+        gateway::services::jobs::payload_hash(&json!({ "amount": 10_000, "currency": "SEK" }));
     w.store
         .mark_synced(cart_id, "scripted", &hash)
         .await
@@ -735,7 +736,8 @@ async fn a_cart_changed_and_changed_back_leaves_no_pending_sync_signal_behind() 
     let w = world("");
     let cart_id = w.hantera.add_cart(sek(10_000));
     open_session(&w, cart_id, 10_000).await;
-    let synced = gateway::jobs::payload_hash(&json!({ "amount": 10_000, "currency": "SEK" }));
+    let synced =
+        gateway::services::jobs::payload_hash(&json!({ "amount": 10_000, "currency": "SEK" }));
     w.store
         .mark_synced(cart_id, "scripted", &synced)
         .await
@@ -848,6 +850,7 @@ async fn a_sync_job_that_finds_its_cart_completed_for_more_than_was_authorized_f
     });
     let outcome = w
         .state
+        .services
         .completer
         .complete(w.provider.as_ref(), "pay_s")
         .await
@@ -857,7 +860,7 @@ async fn a_sync_job_that_finds_its_cart_completed_for_more_than_was_authorized_f
     };
     w.hantera.set_cart_total(cart_id, sek(15_000));
     w.store.advance_clock(Duration::from_secs(61));
-    w.state.work.notify_one();
+    w.state.services.jobs.wake();
 
     until("the completion to be underpaid", || {
         w.hantera.payment(payment_id).filter(|p| !p.tags.is_empty())
@@ -879,7 +882,7 @@ async fn a_sync_job_that_finds_its_cart_completed_for_more_than_was_authorized_f
     let flagged = w.store.flagged_sessions(10).await.unwrap();
     assert_eq!(flagged.len(), 1, "the session is flagged for a person");
     assert_eq!(flagged[0].attention.as_deref(), Some(reason.as_str()));
-    let text = w.state.metrics.render();
+    let text = w.state.services.metrics.render();
     assert!(
         text.contains(
             r#"psp_gateway_completions_total{provider="scripted",outcome="underpaid"} 1"#

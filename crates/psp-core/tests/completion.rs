@@ -162,7 +162,8 @@ fn world_without_void() -> World {
 
 /// A completer as the gateway builds it: its voids are `void` jobs in the store.
 fn completer(hantera: &Arc<MemHantera>, store: &Arc<MemStore>) -> Completer {
-    Completer::new(hantera.clone(), store.clone()).with_voids(Arc::new(VoidJobs::new(store.clone())))
+    Completer::new(hantera.clone(), store.clone())
+        .with_voids(Arc::new(VoidJobs::new(store.clone())))
 }
 
 fn world_with(capabilities: Capabilities) -> World {

@@ -23,18 +23,17 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
-use psp_core::ports::{Enqueued, NewJob};
+use psp_core::ports::Enqueued;
 use psp_core::{Currency, Money, RenderedCart};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::jobs::capture::{self, CapturePayload};
-use crate::jobs::{sync, CAPTURE_JOB};
-use crate::routes::body;
+use super::body;
+use crate::edge::app::AppState;
+use crate::edge::error::AppError;
+use crate::services::jobs::{sync, JobSpec, RequestedCapture};
 
 const CART_MUTATION: &str = "OnCartMutation";
 const PAYMENT_CAPTURE: &str = "OnPaymentCapture";
@@ -57,7 +56,7 @@ async fn require_token(
         } else {
             CART_MUTATION
         };
-        state.metrics.hook(hook, "bad_token");
+        state.services.metrics.hook(hook, "bad_token");
         return Err(AppError::unauthorized(
             "INVALID_TOKEN",
             "a valid hook bearer token (hantera.hook_token) is required",
@@ -95,7 +94,7 @@ pub(crate) async fn on_cart_mutation(
     State(state): State<AppState>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let metrics = state.metrics.clone();
+    let metrics = state.services.metrics.clone();
     let answer = cart_mutation(&state, raw).await;
     metrics.hook(
         CART_MUTATION,
@@ -125,10 +124,7 @@ async fn cart_mutation(
     })?;
     // Kept as the typed subset: that is what a sync job reads back.
     let cart_json = serde_json::to_value(&cart).map_err(AppError::internal)?;
-    let sessions = sync::on_mutation(state, &cart, &cart_json).await?;
-    if sessions.iter().any(|s| s.outcome == "scheduled") {
-        state.work.notify_one();
-    }
+    let sessions = sync::on_mutation(&state.services, &cart, &cart_json).await?;
     Ok(Json(json!({
         "received": true,
         "cartId": cart.cart_id,
@@ -190,7 +186,7 @@ pub(crate) async fn on_payment_capture(
         Err(e) if e.status().is_client_error() => "malformed",
         Err(_) => "error",
     };
-    state.metrics.hook(PAYMENT_CAPTURE, verdict);
+    state.services.metrics.hook(PAYMENT_CAPTURE, verdict);
     answer.map(|(_, body)| Json(body))
 }
 
@@ -216,7 +212,7 @@ async fn payment_capture(
     let Some(provider) = payment
         .provider_key
         .as_deref()
-        .and_then(|key| state.registry.get(key))
+        .and_then(|key| state.services.registry.get(key))
         .cloned()
     else {
         return Ok(ignored(format!(
@@ -275,7 +271,7 @@ async fn payment_capture(
         authorized = Some(authorized.unwrap_or(0).saturating_add(minor));
     }
 
-    let payload = CapturePayload {
+    let job = JobSpec::Capture(RequestedCapture {
         provider: provider.id().to_string(),
         psp_ref: psp_ref.to_string(),
         payment_id: payment.payment_id,
@@ -284,25 +280,9 @@ async fn payment_capture(
         currency: currency.code().to_string(),
         amount_minor: amount.minor,
         authorized_minor: authorized,
-        capture_minor: None,
-        idempotency_key: capture::idempotency_key(capture_id),
-        psp_capture_id: None,
-        charged: false,
-        refused: None,
-        refusals: 0,
-    };
-    let job = NewJob {
-        kind: CAPTURE_JOB.into(),
-        dedupe_key: capture::dedupe_key(capture_id),
-        cart_id: None,
-        payload: serde_json::to_value(&payload).map_err(AppError::internal)?,
-        max_attempts: state.config.worker.max_attempts,
-    };
-    let (verdict, job_id, duplicate) = match state.store.enqueue(job).await? {
-        Enqueued::New(id) => {
-            state.work.notify_one();
-            ("accepted", id, false)
-        }
+    });
+    let (verdict, job_id, duplicate) = match state.services.jobs.add(job).await? {
+        Enqueued::New(id) => ("accepted", id, false),
         Enqueued::Duplicate(id) => ("duplicate", id, true),
     };
     tracing::info!(provider = provider.id(), %psp_ref, capture = capture_id, %amount, duplicate, "capture requested");

@@ -19,13 +19,14 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use psp_core::ports::{Completion, CompletionState, Enqueued, Job, JobState, NewJob, SessionSync};
+use psp_core::ports::{Completion, CompletionState, Enqueued, Job, JobState, SessionSync};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::routes::{Path, Query};
+use super::{cart_id, Path, Query};
+use crate::edge::app::AppState;
+use crate::edge::error::AppError;
+use crate::services::jobs::{payment_of, CompleteCause, JobSpec};
 
 pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -96,6 +97,7 @@ async fn failed(
     Query(query): Query<FailedQuery>,
 ) -> Result<Json<Value>, AppError> {
     let jobs: Vec<Value> = state
+        .services
         .store
         .jobs_in(JobState::Failed, 200)
         .await?
@@ -104,6 +106,7 @@ async fn failed(
         .map(job_json)
         .collect();
     let completions: Vec<Value> = state
+        .services
         .store
         .completions_in(
             &[
@@ -118,6 +121,7 @@ async fn failed(
         .map(completion_json)
         .collect();
     let sessions: Vec<Value> = state
+        .services
         .store
         .flagged_sessions(200)
         .await?
@@ -130,10 +134,10 @@ async fn failed(
 }
 
 async fn job(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
-    let Some(job) = state.store.job(id).await? else {
+    let Some(job) = state.services.store.job(id).await? else {
         return Err(AppError::not_found("JOB_NOT_FOUND", format!("no job {id}")));
     };
-    let history = state.store.job_history(id).await?;
+    let history = state.services.store.job_history(id).await?;
     let mut answer = job_json(&job);
     answer["history"] = json!(history
         .iter()
@@ -141,10 +145,8 @@ async fn job(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<
             |e| json!({ "event": e.event, "attempt": e.attempt, "error": e.error, "atMs": e.at_ms })
         )
         .collect::<Vec<_>>());
-    let provider = job.payload.get("provider").and_then(Value::as_str);
-    let psp_ref = job.payload.get("psp_ref").and_then(Value::as_str);
-    if let (Some(provider), Some(psp_ref)) = (provider, psp_ref) {
-        if let Some(c) = state.store.completion(provider, psp_ref).await? {
+    if let Some((provider, psp_ref)) = payment_of(&job) {
+        if let Some(c) = state.services.store.completion(provider, psp_ref).await? {
             answer["completion"] = completion_json(&c);
         }
     }
@@ -155,13 +157,12 @@ async fn replay(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
-    if state.store.job(id).await?.is_none() {
+    if state.services.store.job(id).await?.is_none() {
         return Err(AppError::not_found("JOB_NOT_FOUND", format!("no job {id}")));
     }
-    let replayed = state.store.replay_job(id).await?;
+    let replayed = state.services.jobs.replay(id).await?;
     if replayed {
         tracing::info!(job_id = id, "job replayed by an admin");
-        state.work.notify_one();
     }
     Ok(Json(json!({ "jobId": id, "replayed": replayed })))
 }
@@ -172,6 +173,7 @@ async fn completion_record(
     psp_ref: &str,
 ) -> Result<Completion, AppError> {
     state
+        .services
         .store
         .completion(provider, psp_ref)
         .await?
@@ -188,14 +190,18 @@ async fn completion(
     Path((provider, psp_ref)): Path<(String, String)>,
 ) -> Result<Json<Value>, AppError> {
     let record = completion_record(&state, &provider, &psp_ref).await?;
-    let history = state.store.completion_history(&provider, &psp_ref).await?;
+    let history = state
+        .services
+        .store
+        .completion_history(&provider, &psp_ref)
+        .await?;
     let mut answer = completion_json(&record);
     answer["history"] = json!(history
         .iter()
         .map(|t| json!({ "state": t.state.as_str(), "reason": t.reason, "atMs": t.at_ms }))
         .collect::<Vec<_>>());
-    let void_key = format!("{}:{provider}:{psp_ref}", crate::jobs::VOID_JOB);
-    if let Some(void) = state.store.job_by_key(&void_key).await? {
+    let void_key = JobSpec::void_key(&provider, &psp_ref);
+    if let Some(void) = state.services.store.job_by_key(&void_key).await? {
         answer["void"] = job_json(&void);
     }
     Ok(Json(answer))
@@ -217,18 +223,16 @@ async fn replay_completion(
     }
     // Keyed by the record's last change: replaying twice before anything happened adds
     // one job; once the completion moved on, a new replay is a new job.
-    let job = NewJob {
-        kind: crate::jobs::COMPLETE_JOB.into(),
-        dedupe_key: format!("replay:{provider}:{psp_ref}:{}", record.updated_at_ms),
+    let job = JobSpec::Complete {
+        provider,
+        psp_ref: Some(psp_ref),
         cart_id: Some(record.cart_id),
-        payload: json!({ "provider": provider, "psp_ref": psp_ref, "event": "admin_replay" }),
-        max_attempts: state.config.worker.max_attempts,
+        cause: CompleteCause::AdminReplay {
+            record_at_ms: record.updated_at_ms,
+        },
     };
-    let (job_id, replayed) = match state.store.enqueue(job).await? {
-        Enqueued::New(id) => {
-            state.work.notify_one();
-            (id, true)
-        }
+    let (job_id, replayed) = match state.services.jobs.add(job).await? {
+        Enqueued::New(id) => (id, true),
         Enqueued::Duplicate(id) => (id, false),
     };
     Ok(Json(json!({ "jobId": job_id, "replayed": replayed })))
@@ -238,10 +242,14 @@ async fn cart_sessions(
     State(state): State<AppState>,
     Path(cart): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let cart_id = crate::routes::cart_id(&cart)?;
+    let cart_id = cart_id(&cart)?;
     let mut sessions = Vec::new();
-    for s in state.store.sessions_of_cart(cart_id).await? {
-        let sync = state.store.session_sync(cart_id, &s.provider).await?;
+    for s in state.services.store.sessions_of_cart(cart_id).await? {
+        let sync = state
+            .services
+            .store
+            .session_sync(cart_id, &s.provider)
+            .await?;
         sessions.push(json!({
             "provider": s.provider, "pspRef": s.psp_ref, "status": s.status.as_str(),
             "amountMinor": s.amount_minor, "currency": s.currency, "updatedAtMs": s.updated_at_ms,

@@ -10,18 +10,18 @@
 //! them, and the completion they run is idempotent whoever runs it. Each swept session is
 //! touched, so it is looked at again only after another quiet period.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use psp_core::ports::NewJob;
-use serde_json::json;
+use psp_core::ports::Enqueued;
 use tokio::sync::watch;
 
-use super::COMPLETE_JOB;
-use crate::app::AppState;
+use super::jobs::{CompleteCause, JobSpec};
+use super::{now_ms, Services};
 
 /// Sweeps every `worker.sweep_interval_ms` until `shutdown` turns true.
-pub(crate) async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    let cfg = &state.config.worker;
+pub(crate) async fn run(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
+    let cfg = &services.worker;
     let interval = Duration::from_millis(cfg.sweep_interval_ms);
     loop {
         tokio::select! {
@@ -33,64 +33,51 @@ pub(crate) async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        match sweep_once(&state, now_ms()).await {
+        match sweep_once(&services, now_ms()).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(
                     sessions = n,
                     "sweep scheduled completions for quiet sessions"
                 );
-                state.work.notify_one();
             }
             Err(e) => tracing::error!(error = %e, "the sweep failed; it runs again next interval"),
         }
     }
 }
 
-/// Now, unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// One sweep at time `now_ms`: returns how many sessions got a new `complete` job.
 pub(crate) async fn sweep_once(
-    state: &AppState,
+    services: &Services,
     now_ms: i64,
 ) -> Result<usize, psp_core::ports::StoreError> {
-    let cfg = &state.config.worker;
+    let cfg = &services.worker;
     let quiet = Duration::from_millis(cfg.quiet_after_ms);
     let bucket = now_ms / i64::try_from(cfg.sweep_interval_ms.max(1)).unwrap_or(i64::MAX);
     let mut scheduled = 0;
-    for session in state.store.quiet_sessions(quiet, cfg.sweep_batch).await? {
+    for session in services
+        .store
+        .quiet_sessions(quiet, cfg.sweep_batch)
+        .await?
+    {
         let Some(psp_ref) = session.psp_ref.as_deref() else {
             continue;
         };
-        if state.registry.get(&session.provider).is_none() {
+        if services.provider(&session.provider).is_none() {
             continue;
         }
-        let job = NewJob {
-            kind: COMPLETE_JOB.into(),
-            dedupe_key: format!("sweep:{}:{psp_ref}:{bucket}", session.provider),
+        let job = JobSpec::Complete {
+            provider: session.provider.clone(),
+            psp_ref: Some(psp_ref.to_string()),
             cart_id: Some(session.cart_id),
-            payload: json!({
-                "provider": session.provider,
-                "psp_ref": psp_ref,
-                "event": "sweep",
-            }),
-            max_attempts: cfg.max_attempts,
+            cause: CompleteCause::Sweep { bucket },
         };
-        if matches!(
-            state.store.enqueue(job).await?,
-            psp_core::ports::Enqueued::New(_)
-        ) {
+        if matches!(services.jobs.add(job).await?, Enqueued::New(_)) {
             scheduled += 1;
         }
         // Setting the status it has marks the session as looked at, so it is swept again
         // only after another quiet period, not on every interval.
-        state
+        services
             .store
             .set_session_status(&session.provider, psp_ref, session.status)
             .await?;

@@ -11,37 +11,24 @@ use axum::http::{HeaderName, Request};
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
-use psp_core::ports::{Hantera, Store};
-use psp_core::{Completer, Registry, Secret};
+use psp_core::Secret;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use super::error::{uniform_errors, AppError};
+use super::ratelimit::StorefrontLimits;
+use super::routes;
 use crate::config::Config;
-use crate::error::{uniform_errors, AppError};
-use crate::metrics::Metrics;
-use crate::ratelimit::StorefrontLimits;
-use crate::routes;
+use crate::services::Services;
 
-/// Everything a handler or a worker needs.
+/// What a handler needs: the services, and what only the edge uses.
 #[derive(Clone)]
 pub struct AppState {
-    /// The loaded configuration.
+    /// What the gateway does.
+    pub services: Arc<Services>,
+    /// The loaded configuration (the edge reads `server` and the hook token).
     pub config: Arc<Config>,
-    /// The gateway's public base URL, without a trailing slash.
-    pub public_url: Arc<str>,
-    /// The enabled providers.
-    pub registry: Registry,
-    /// Durable state.
-    pub store: Arc<dyn Store>,
-    /// Hantera.
-    pub hantera: Arc<dyn Hantera>,
-    /// The completion orchestrator.
-    pub completer: Arc<Completer>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Wakes the worker when work was recorded.
-    pub work: Arc<tokio::sync::Notify>,
     /// The bearer token Hantera's forwarded hooks must carry: `hantera.hook_token`, or,
     /// when none is configured, a random one made at start-up (the embedded sandbox is
     /// handed this one; a real Hantera without a configured token cannot call the hooks).
@@ -53,31 +40,14 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("public_url", &self.public_url)
-            .field("registry", &self.registry)
+            .field("services", &self.services)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    /// Builds the state from its parts.
-    pub fn new(
-        config: Arc<Config>,
-        public_url: &str,
-        registry: Registry,
-        store: Arc<dyn Store>,
-        hantera: Arc<dyn Hantera>,
-    ) -> Self {
-        let metrics = Arc::new(Metrics::new());
-        // Every job added through this store, by anyone, is counted as scheduled.
-        let store: Arc<dyn Store> = Arc::new(crate::jobs::counted::CountedStore::new(
-            store,
-            metrics.clone(),
-        ));
-        let completer = Arc::new(
-            Completer::new(hantera.clone(), store.clone())
-                .with_voids(Arc::new(crate::jobs::StoreVoids(store.clone()))),
-        );
+    /// The edge over `services`.
+    pub fn new(config: Arc<Config>, services: Arc<Services>) -> Self {
         let configured = config
             .hantera
             .as_ref()
@@ -98,22 +68,11 @@ impl AppState {
         };
         let limits = Arc::new(StorefrontLimits::new(&config.server.rate_limit));
         Self {
+            services,
             config,
-            public_url: public_url.trim_end_matches('/').into(),
-            registry,
-            store,
-            hantera,
-            completer,
-            metrics,
-            work: Arc::new(tokio::sync::Notify::new()),
             hook_token,
             limits,
         }
-    }
-
-    /// The webhook URL handed to a provider's PSP.
-    pub fn webhook_url(&self, provider: &str) -> String {
-        format!("{}/webhooks/{provider}", self.public_url)
     }
 }
 
@@ -130,7 +89,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
     let storefront_limits =
-        middleware::from_fn_with_state(state.clone(), crate::ratelimit::storefront);
+        middleware::from_fn_with_state(state.clone(), super::ratelimit::storefront);
     let mut app = Router::new()
         .route(
             "/ingress/commerce/carts/{cart_id}/payment/{provider}",
@@ -152,11 +111,11 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(metrics_route(state.clone()));
     }
     let services = psp_core::ProviderServices {
-        hantera: state.hantera.clone(),
-        store: state.store.clone(),
-        completer: state.completer.clone(),
+        hantera: state.services.hantera.clone(),
+        store: state.services.store.clone(),
+        completer: state.services.completer.clone(),
     };
-    for provider in state.registry.iter() {
+    for provider in state.services.registry.iter() {
         if let Some(extra) = provider.routes(&services) {
             app = app.merge(extra);
         }

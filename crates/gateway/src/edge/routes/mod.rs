@@ -18,8 +18,8 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::error::AppError;
+use super::app::AppState;
+use super::error::AppError;
 
 /// The request body, or the documented error when it is too large or unreadable.
 pub(crate) fn body(result: Result<Bytes, BytesRejection>) -> Result<Bytes, AppError> {
@@ -38,11 +38,10 @@ pub(crate) fn body(result: Result<Bytes, BytesRejection>) -> Result<Bytes, AppEr
 
 /// The enabled provider named by the path, or 404.
 pub(crate) fn provider(state: &AppState, id: &str) -> Result<Arc<dyn Provider>, AppError> {
-    state.registry.get(id).cloned().ok_or_else(|| {
+    let registry = &state.services.registry;
+    registry.get(id).cloned().ok_or_else(|| {
         AppError::not_found("UNKNOWN_PROVIDER", format!("no provider {id:?} is enabled"))
-            .with_details(
-                serde_json::json!({ "enabled": state.registry.ids().collect::<Vec<_>>() }),
-            )
+            .with_details(serde_json::json!({ "enabled": registry.ids().collect::<Vec<_>>() }))
     })
 }
 

@@ -8,8 +8,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::error::{AppError, ErrorItem};
+use crate::edge::app::AppState;
+use crate::edge::error::{AppError, ErrorItem};
 
 /// Liveness: the process answers.
 pub(crate) async fn healthz() -> impl IntoResponse {
@@ -20,8 +20,8 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 /// should get no traffic. Why a part failed goes to the log: the probe is public, and an
 /// upstream's error text is no caller's business.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let store = state.store.ping().await;
-    let hantera = state.hantera.ping().await;
+    let store = state.services.store.ping().await;
+    let hantera = state.services.hantera.ping().await;
     if let Err(e) = &store {
         tracing::warn!(error = %e, "readiness: the store does not answer");
     }
@@ -89,6 +89,6 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.services.metrics.render(),
     )
 }

@@ -26,9 +26,30 @@ use uuid::Uuid;
 
 use super::{Attempt, JobCtx};
 
+/// A capture as Hantera asked for it (`OnPaymentCapture`), which a capture job is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedCapture {
+    /// The provider id (Hantera's `providerKey`).
+    pub provider: String,
+    /// The PSP payment (Hantera's `externalReference`; also the authorization number).
+    pub psp_ref: String,
+    /// The Hantera payment.
+    pub payment_id: Uuid,
+    /// Hantera's capture id; one job per capture id.
+    pub payment_capture_id: String,
+    /// The order captured for, when Hantera named it.
+    pub order_id: Option<Uuid>,
+    /// The currency code.
+    pub currency: String,
+    /// Exactly what Hantera asked to capture, in minor units.
+    pub amount_minor: i64,
+    /// The payment's successful authorizations, summed, when Hantera sent them.
+    pub authorized_minor: Option<i64>,
+}
+
 /// The payload of a capture job: the request as Hantera made it, and the progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct CapturePayload {
+pub struct CapturePayload {
     /// The provider id (Hantera's `providerKey`).
     pub(crate) provider: String,
     /// The PSP payment (Hantera's `externalReference`; also the authorization number).
@@ -70,18 +91,8 @@ pub(crate) fn idempotency_key(capture_id: &str) -> String {
     format!("hantera-capture-{capture_id}")
 }
 
-/// The dedupe key of the job for Hantera capture `capture_id`: a second delivery of the
-/// hook adds nothing.
-pub(crate) fn dedupe_key(capture_id: &str) -> String {
-    format!("capture:{capture_id}")
-}
-
-pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
-    let mut p: CapturePayload = match serde_json::from_value(ctx.job.payload.clone()) {
-        Ok(p) => p,
-        Err(e) => return Attempt::Fail(format!("unreadable capture payload: {e}")),
-    };
-    let Some(provider) = ctx.state.registry.get(&p.provider).cloned() else {
+pub(crate) async fn run(ctx: &JobCtx<'_>, mut p: CapturePayload) -> Attempt {
+    let Some(provider) = ctx.services.provider(&p.provider) else {
         return Attempt::Fail(format!("provider {:?} is not enabled", p.provider));
     };
     let currency = match Currency::from_code(&p.currency) {
@@ -100,7 +111,7 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
             None => match authorized_at_psp(provider.as_ref(), &p.psp_ref).await {
                 Ok(a) => a,
                 Err(e) => {
-                    ctx.state.metrics.upstream_error(&p.provider);
+                    ctx.services.metrics.upstream_error(&p.provider);
                     return Attempt::Retry(format!("reading the authorization: {e}"));
                 }
             },
@@ -150,7 +161,7 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
                 }
             }
             Err(e) if e.is_transient() => {
-                ctx.state.metrics.upstream_error(&p.provider);
+                ctx.services.metrics.upstream_error(&p.provider);
                 return Attempt::Retry(format!("PSP capture: {e}"));
             }
             Err(e) => {
@@ -175,12 +186,12 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
                     authorization_number: Some(p.psp_ref.clone()),
                     transaction_reference: Some(psp_capture_id.clone()),
                 };
-                match ctx.state.hantera.charge(p.payment_id, &charge).await {
+                match ctx.services.hantera.charge(p.payment_id, &charge).await {
                     Ok(()) => {}
                     // The answer is lost or Hantera failed: the charge may have been
                     // recorded. The next attempt reads the journal before it sends again.
                     Err(e) if e.is_transient() => {
-                        ctx.state.metrics.upstream_error("hantera");
+                        ctx.services.metrics.upstream_error("hantera");
                         return Attempt::Retry(format!("Hantera charge: {e}"));
                     }
                     Err(e) => {
@@ -233,14 +244,14 @@ async fn shortfall(ctx: &JobCtx<'_>, p: &CapturePayload, asked: Money, captured:
     );
     let message = format!("psp-gateway: {reason}");
     match ctx
-        .state
+        .services
         .hantera
         .flag_payment(p.payment_id, CAPTURE_SHORTFALL_TAG, &message)
         .await
     {
         Ok(()) => {}
         Err(e) if e.is_transient() => {
-            ctx.state.metrics.upstream_error("hantera");
+            ctx.services.metrics.upstream_error("hantera");
             return Attempt::Retry(format!("{reason} (tagging the payment: {e})"));
         }
         Err(e) => {
@@ -260,7 +271,7 @@ async fn charged_already(
     p: &CapturePayload,
     psp_capture_id: &str,
 ) -> Result<bool, Attempt> {
-    match ctx.state.hantera.payment_journal(p.payment_id).await {
+    match ctx.services.hantera.payment_journal(p.payment_id).await {
         Ok(Some(journal)) => Ok(journal.iter().any(|entry| {
             entry.entry_type == "charge"
                 && entry.transaction_reference.as_deref() == Some(psp_capture_id)
@@ -270,7 +281,7 @@ async fn charged_already(
             p.payment_id
         ))),
         Err(e) if e.is_transient() => {
-            ctx.state.metrics.upstream_error("hantera");
+            ctx.services.metrics.upstream_error("hantera");
             Err(Attempt::Retry(format!(
                 "reading the payment's journal: {e}"
             )))
@@ -335,7 +346,7 @@ async fn write_activity(
         "psp-gateway: capture {} of {amount} failed: {reason}",
         p.payment_capture_id
     );
-    ctx.state
+    ctx.services
         .hantera
         .add_payment_activity(p.payment_id, &message)
         .await

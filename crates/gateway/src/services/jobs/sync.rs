@@ -12,18 +12,19 @@
 
 use std::time::Duration;
 
-use psp_core::ports::{NewJob, PendingSync, Session, SessionStatus, SessionSync, SyncScheduled};
+use psp_core::ports::{PendingSync, Session, SessionStatus, SessionSync, SyncScheduled};
 use psp_core::{Provider, ProviderError, RenderedCart, SyncRequest};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{payload_hash, Attempt, JobCtx, SYNC_JOB};
-use crate::app::AppState;
+use super::{Attempt, JobCtx};
+use crate::services::Services;
 
 /// The payload of a sync job. The payload to send is not in it (it is read from the session
 /// when the job runs); what is in it is the idempotency key of the PSP update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SyncPayload {
+pub struct SyncPayload {
     /// The provider id.
     pub(crate) provider: String,
     /// The cart.
@@ -55,16 +56,20 @@ pub(crate) fn synced_field(provider: &str) -> String {
     format!("field:{provider}SyncHash")
 }
 
-/// What the hook did for one session.
+/// What a cart mutation did for one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct SessionOutcome {
-    pub(crate) provider: String,
-    pub(crate) outcome: &'static str,
+pub struct SessionOutcome {
+    /// The session's provider.
+    pub provider: String,
+    /// `scheduled`, `coalesced`, `unchanged`, `needs_attention` or `ignored`.
+    pub outcome: &'static str,
+    /// The sync job that sends the change.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) job_id: Option<i64>,
+    pub job_id: Option<i64>,
+    /// Why nothing is sent, or why a person must look.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) reason: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// Why a session's payment and the cart no longer agree, if they do not.
@@ -99,13 +104,13 @@ fn drift(
 
 /// Handles `OnCartMutation` for every session of the cart: schedules syncs for open ones,
 /// records a changed cart on authorized ones. Called by the hook endpoint.
-pub(crate) async fn on_mutation(
-    state: &AppState,
+pub async fn on_mutation(
+    services: &Services,
     cart: &RenderedCart,
     cart_json: &serde_json::Value,
 ) -> Result<Vec<SessionOutcome>, psp_core::ports::StoreError> {
     let mut outcomes = Vec::new();
-    for session in state.store.sessions_of_cart(cart.cart_id).await? {
+    for session in services.store.sessions_of_cart(cart.cart_id).await? {
         let outcome =
             |outcome: &'static str, job_id: Option<i64>, reason: Option<String>| SessionOutcome {
                 provider: session.provider.clone(),
@@ -113,7 +118,7 @@ pub(crate) async fn on_mutation(
                 job_id,
                 reason,
             };
-        let Some(provider) = state.registry.get(&session.provider).cloned() else {
+        let Some(provider) = services.registry.get(&session.provider).cloned() else {
             outcomes.push(outcome(
                 "ignored",
                 None,
@@ -138,14 +143,14 @@ pub(crate) async fn on_mutation(
                 ));
             }
             SessionStatus::Authorized | SessionStatus::Completed => {
-                let sync = state
+                let sync = services
                     .store
                     .session_sync(cart.cart_id, provider.id())
                     .await?;
                 match drift(&session, sync.as_ref(), cart, &hash) {
                     Some(reason) => {
                         tracing::warn!(provider = provider.id(), cart_id = %cart.cart_id, %reason, "cart changed after authorization");
-                        state
+                        services
                             .store
                             .flag_session(cart.cart_id, provider.id(), &reason)
                             .await?;
@@ -163,7 +168,6 @@ pub(crate) async fn on_mutation(
                     ));
                     continue;
                 }
-                let job = sync_job(state, provider.id(), cart.cart_id);
                 let pending = PendingSync {
                     cart_id: cart.cart_id,
                     provider: provider.id().to_string(),
@@ -171,9 +175,9 @@ pub(crate) async fn on_mutation(
                     payload,
                     cart: cart_json.clone(),
                 };
-                let delay = Duration::from_millis(state.config.worker.sync_delay_ms);
+                let delay = Duration::from_millis(services.worker.sync_delay_ms);
                 let pending_hash = pending.hash.clone();
-                let scheduled = state.store.schedule_sync(pending, job, delay).await?;
+                let scheduled = services.jobs.schedule_sync(pending, delay).await?;
                 if matches!(
                     scheduled,
                     SyncScheduled::Scheduled(_) | SyncScheduled::Coalesced(_)
@@ -184,7 +188,11 @@ pub(crate) async fn on_mutation(
                     // failure here only delays that signal.
                     let mut fields = serde_json::Map::new();
                     fields.insert(pending_field(provider.id()), pending_hash.into());
-                    if let Err(e) = state.hantera.set_cart_fields(cart.cart_id, &fields).await {
+                    if let Err(e) = services
+                        .hantera
+                        .set_cart_fields(cart.cart_id, &fields)
+                        .await
+                    {
                         tracing::warn!(cart_id = %cart.cart_id, error = %e, "setting the pending sync hash failed");
                     }
                 }
@@ -200,15 +208,11 @@ pub(crate) async fn on_mutation(
     Ok(outcomes)
 }
 
-pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
-    let mut p: SyncPayload = match serde_json::from_value(ctx.job.payload.clone()) {
-        Ok(p) => p,
-        Err(e) => return Attempt::Fail(format!("unreadable sync payload: {e}")),
-    };
-    let Some(provider) = ctx.state.registry.get(&p.provider).cloned() else {
+pub(crate) async fn run(ctx: &JobCtx<'_>, mut p: SyncPayload) -> Attempt {
+    let Some(provider) = ctx.services.provider(&p.provider) else {
         return Attempt::Fail(format!("provider {:?} is not enabled", p.provider));
     };
-    let store = &ctx.state.store;
+    let store = &ctx.services.store;
     let (session, sync) = match (
         store.session(p.cart_id, provider.id()).await,
         store.session_sync(p.cart_id, provider.id()).await,
@@ -222,11 +226,11 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
     }
     // Hooks can arrive out of order, so the cart in the newest hook is not necessarily the
     // newest cart. The job syncs what Hantera holds now, read at the last moment.
-    let cart = match ctx.state.hantera.get_cart(p.cart_id).await {
+    let cart = match ctx.services.hantera.get_cart(p.cart_id).await {
         Ok(Some(cart)) => cart,
         Ok(None) => return Attempt::Done,
         Err(e) if e.is_transient() => {
-            ctx.state.metrics.upstream_error("hantera");
+            ctx.services.metrics.upstream_error("hantera");
             return Attempt::Retry(format!("reading the cart: {e}"));
         }
         Err(e) => return Attempt::Fail(format!("reading the cart: {e}")),
@@ -270,7 +274,7 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
         // payload when it finishes, and schedules a sync if they differ; waiting here only
         // covers a checkout that crashed in between. A session still creating after that
         // long has no checkout behind it any more.
-        let age_ms = super::sweep::now_ms().saturating_sub(session.updated_at_ms);
+        let age_ms = crate::services::now_ms().saturating_sub(session.updated_at_ms);
         if age_ms < CREATING_PATIENCE_MS {
             return Attempt::Retry("the PSP session is still being created".into());
         }
@@ -317,7 +321,7 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
         }
         Err(ProviderError::Unsupported(_)) => return Attempt::Done,
         Err(e) if e.is_transient() => {
-            ctx.state.metrics.upstream_error(provider.id());
+            ctx.services.metrics.upstream_error(provider.id());
             return Attempt::Retry(format!("PSP sync: {e}"));
         }
         Err(e) => return Attempt::Fail(format!("the PSP refused the sync: {e}")),
@@ -347,14 +351,14 @@ async fn set_field(
         serde_json::Value::String(hash.to_string()),
     );
     match ctx
-        .state
+        .services
         .hantera
         .set_cart_fields(cart.cart_id, &fields)
         .await
     {
         Ok(()) => Ok(()),
         Err(e) if e.is_transient() => {
-            ctx.state.metrics.upstream_error("hantera");
+            ctx.services.metrics.upstream_error("hantera");
             Err(Attempt::Retry(format!("setting {field}: {e}")))
         }
         Err(e) => {
@@ -367,7 +371,7 @@ async fn set_field(
 async fn flag(ctx: &JobCtx<'_>, session: &Session, reason: String) -> Attempt {
     tracing::warn!(provider = %session.provider, cart_id = %session.cart_id, %reason, "cart sync needs attention");
     match ctx
-        .state
+        .services
         .store
         .flag_session(session.cart_id, &session.provider, &reason)
         .await
@@ -390,13 +394,15 @@ async fn audit_completed(
         return Attempt::Done;
     };
     match ctx
-        .state
+        .services
         .completer
         .audit_completed(provider, psp_ref, cart)
         .await
     {
         Ok(Some(outcome)) => {
-            ctx.state.metrics.completion(provider.id(), outcome.label());
+            ctx.services
+                .metrics
+                .completion(provider.id(), outcome.label());
             if let psp_core::CompletionOutcome::Underpaid { reason, .. } = outcome {
                 return flag(ctx, session, reason).await;
             }
@@ -414,7 +420,7 @@ async fn audit_completed(
 /// A mutation that arrived while the checkout talked to the PSP may be newer than the cart
 /// the checkout read; its payload is then sent by a sync scheduled here.
 pub(crate) async fn record_checkout(
-    state: &AppState,
+    services: &Services,
     provider: &dyn Provider,
     cart: &RenderedCart,
 ) -> Result<(), psp_core::ports::StoreError> {
@@ -422,11 +428,11 @@ pub(crate) async fn record_checkout(
         return Ok(());
     };
     let hash = payload_hash(&payload);
-    state
+    services
         .store
         .mark_synced(cart.cart_id, provider.id(), &hash)
         .await?;
-    let Some(sync) = state
+    let Some(sync) = services
         .store
         .session_sync(cart.cart_id, provider.id())
         .await?
@@ -448,34 +454,91 @@ pub(crate) async fn record_checkout(
         payload,
         cart: pending_cart,
     };
-    let scheduled = state
-        .store
-        .schedule_sync(
-            pending,
-            sync_job(state, provider.id(), cart.cart_id),
-            Duration::ZERO,
-        )
-        .await?;
-    if matches!(scheduled, SyncScheduled::Scheduled(_)) {
-        state.work.notify_one();
-    }
+    services.jobs.schedule_sync(pending, Duration::ZERO).await?;
     Ok(())
 }
 
-/// A new sync job for a session (the store numbers its dedupe key).
-fn sync_job(state: &AppState, provider: &str, cart_id: Uuid) -> NewJob {
-    NewJob {
-        kind: SYNC_JOB.into(),
-        dedupe_key: format!("sync:{provider}:{cart_id}"),
-        cart_id: Some(cart_id),
-        payload: serde_json::to_value(SyncPayload {
-            provider: provider.to_string(),
-            cart_id,
-            key: None,
-            key_hash: None,
-            keys: 0,
-        })
-        .expect("a sync payload serialises"),
-        max_attempts: state.config.worker.max_attempts,
+/// The hash a sync compares: SHA-256, in hex, of the payload's canonical JSON (object keys
+/// sorted at every level, no whitespace, numbers as their exact text). Two payloads that
+/// mean the same bytes-for-bytes hash the same whatever order their maps were built in.
+pub fn payload_hash(payload: &serde_json::Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(payload, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_payload_hash_does_not_depend_on_key_order() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"amount":1000,"currency":"SEK","lines":[{"b":1,"a":2}]}"#)
+                .unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"lines":[{"a":2,"b":1}],"currency":"SEK","amount":1000}"#)
+                .unwrap();
+        assert_eq!(payload_hash(&a), payload_hash(&b));
+        assert_eq!(payload_hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn the_payload_hash_is_stable_across_releases() {
+        // A stored hash is compared with one computed by a later release: the canonical
+        // form must not drift. This value is sha256 of {"amount":1000,"currency":"SEK"}.
+        assert_eq!(
+            payload_hash(&json!({ "currency": "SEK", "amount": 1000 })),
+            "7f0573d72c2b34722d4dd99f8323f01a1135252235be79bec2ee6ac7d7ed484f"
+        );
+    }
+
+    #[test]
+    fn the_payload_hash_changes_with_any_value_and_keeps_exact_numbers() {
+        let base = payload_hash(&json!({ "amount": 1000, "currency": "SEK" }));
+        assert_ne!(
+            base,
+            payload_hash(&json!({ "amount": 1001, "currency": "SEK" }))
+        );
+        assert_ne!(
+            base,
+            payload_hash(&json!({ "amount": 1000, "currency": "EUR" }))
+        );
+        let exact: serde_json::Value = serde_json::from_str(r#"{"total":10.10}"#).unwrap();
+        let other: serde_json::Value = serde_json::from_str(r#"{"total":10.1}"#).unwrap();
+        // With serde_json's arbitrary_precision the number text is kept as written, so a
+        // provider must build its payload from exact values (minor units), never floats.
+        assert_ne!(payload_hash(&exact), payload_hash(&other));
     }
 }

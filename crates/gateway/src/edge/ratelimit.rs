@@ -17,9 +17,9 @@ use psp_core::limit::{KeyedLimiter, Rate, Refused};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::AppState;
+use super::app::AppState;
+use super::error::AppError;
 use crate::config::RateLimitConfig;
-use crate::error::AppError;
 
 /// The storefront's buckets.
 #[derive(Debug)]
@@ -121,7 +121,7 @@ pub(crate) async fn storefront(
     match refused {
         None => next.run(req).await,
         Some((scope, refused)) => {
-            state.metrics.rate_limited(route, scope);
+            state.services.metrics.rate_limited(route, scope);
             tracing::debug!(%client, scope, route, "storefront call rate-limited");
             too_many(scope, refused)
         }

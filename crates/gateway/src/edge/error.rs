@@ -15,8 +15,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use psp_core::ports::StoreError;
+use psp_core::{ProviderError, WebhookError};
 use serde::Serialize;
 use serde_json::json;
+
+use crate::services::checkout::CheckoutError;
+use crate::services::payments::ConfirmError;
 
 tokio::task_local! {
     /// The id of the request being handled, for the errors rendered while it runs.
@@ -154,7 +159,7 @@ impl IntoResponse for AppError {
 pub async fn uniform_errors(req: Request, next: Next) -> Response {
     let id: Option<Arc<str>> = req
         .headers()
-        .get(&crate::app::REQUEST_ID)
+        .get(&super::app::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(Arc::from);
     let resp = match &id {
@@ -221,9 +226,92 @@ fn status_words(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
-impl From<psp_core::ports::StoreError> for AppError {
-    fn from(e: psp_core::ports::StoreError) -> Self {
+// What the services' errors are to an HTTP caller. The services log and count upstream
+// failures where they happen; here they only get their status, code and message, so a
+// handler answers any of them with `?`.
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
         AppError::internal(e)
+    }
+}
+
+impl From<CheckoutError> for AppError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::CartNotFound(_) => AppError::not_found("CART_NOT_FOUND", e.to_string()),
+            CheckoutError::Hantera(_) => {
+                AppError::upstream("HANTERA_UNAVAILABLE", "Hantera did not answer; try again")
+            }
+            CheckoutError::CartNotOpen { state, .. } => {
+                AppError::conflict("CART_NOT_OPEN", e.to_string())
+                    .with_details(json!({ "cartState": state.as_str() }))
+            }
+            CheckoutError::NotPayable(_) | CheckoutError::ZeroTotal => {
+                AppError::bad_request("CART_NOT_PAYABLE", e.to_string())
+            }
+            CheckoutError::AlreadyAuthorized => {
+                AppError::conflict("PAYMENT_ALREADY_AUTHORIZED", e.to_string())
+            }
+            CheckoutError::Provider(e) => e.into(),
+            CheckoutError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A failed PSP call, as a storefront is told it: a provider's own check of the request
+/// as it words it, anything the PSP said never (it can name keys, accounts or internals).
+impl From<ProviderError> for AppError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::BadRequest(m) => AppError::bad_request("BAD_CHECKOUT_REQUEST", m),
+            ProviderError::Locked(_) => AppError::conflict(
+                "PAYMENT_IN_PROGRESS",
+                "the payment is in progress at the payment provider and can no longer change",
+            ),
+            ProviderError::Rejected { .. } => AppError::upstream(
+                "PSP_REJECTED",
+                "the payment provider refused to start the payment",
+            ),
+            _ => AppError::upstream(
+                "PSP_UNAVAILABLE",
+                "the payment provider did not answer; try again",
+            ),
+        }
+    }
+}
+
+impl From<ConfirmError> for AppError {
+    fn from(e: ConfirmError) -> Self {
+        match e {
+            ConfirmError::NoSession { .. } => {
+                AppError::not_found("SESSION_NOT_FOUND", e.to_string())
+            }
+            ConfirmError::Deferred(_) => AppError::upstream(
+                "COMPLETION_DEFERRED",
+                "an upstream did not answer; the payment will be completed in the background",
+            ),
+            ConfirmError::Failed(_) => {
+                AppError::upstream("COMPLETION_FAILED", "the payment could not be completed")
+            }
+            ConfirmError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A refused webhook delivery: 401 for a bad signature, 429 beyond a rate limit, 400 for
+/// a body the PSP would not send.
+impl From<WebhookError> for AppError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Signature(e) => {
+                AppError::unauthorized("INVALID_SIGNATURE", format!("webhook not verified: {e}"))
+            }
+            WebhookError::RateLimited(m) => {
+                AppError::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", m)
+            }
+            WebhookError::Malformed(m) => AppError::bad_request("MALFORMED_PAYLOAD", m),
+        }
     }
 }
 
