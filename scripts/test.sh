@@ -35,7 +35,8 @@ cmp target/stripe-vectors.json providers/stripe/tests/vectors/webhook_signatures
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The end-to-end tests in tests/ (Rust, Node and browser) start the real psp-gateway binary.
+# The end-to-end tests in tests/ (Rust, Node and browser) start the real psp-gateway binary;
+# the Rust ones refuse a binary older than the sources it was compiled from.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
 # The real @hantera/storefront-sdk cart client against the embedded default.

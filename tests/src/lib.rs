@@ -2,11 +2,13 @@
 //! as a stand-alone sandbox), talk to it over HTTP, kill it, and wait for conditions.
 //!
 //! The binary is found next to the test executable's target folder (`target/<profile>/`),
-//! or at `PSP_GATEWAY_BIN`. The README's test command builds it before the tests run.
+//! or at `PSP_GATEWAY_BIN`, and refused when it was not built from the current source (see
+//! [`binary`]). The README's test command builds it before the tests run.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use psp_core::Secret;
@@ -19,24 +21,117 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 /// The payment number prefix of test gateways.
 pub const PREFIX: &str = "E2E-";
 
-/// The path of the `psp-gateway` binary.
+/// The path of the `psp-gateway` binary, checked once per test process to be built from
+/// the current source.
+///
+/// The end-to-end tests must test this checkout, not whatever binary an earlier build left
+/// in `target/`, and cargo does not build another package's binary for them. So the binary
+/// is refused, with the command that fixes it, when cargo's record of what it was compiled
+/// from (`psp-gateway.d`, beside it) names a file changed since, gone, or outside this
+/// checkout. That costs one stat per source file, and it judges as cargo does (by the
+/// same files and their times), so a rebuild always satisfies it. Building from here
+/// instead would start a second cargo under the one running the tests, waiting on its lock,
+/// and with other features than `cargo build --workspace --bins`, relinking the binary for
+/// nothing. `scripts/test.sh` builds the binaries before `cargo test`, so CI passes the
+/// check. `PSP_GATEWAY_BIN` names a binary to run as it is.
 pub fn binary() -> PathBuf {
-    if let Ok(p) = std::env::var("PSP_GATEWAY_BIN") {
-        return PathBuf::from(p);
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("PSP_GATEWAY_BIN") {
+                return PathBuf::from(p);
+            }
+            // The test executable lives in target/<profile>/deps/; the binary in
+            // target/<profile>/.
+            let exe = std::env::current_exe().expect("current exe");
+            let dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target profile dir");
+            let bin = dir.join("psp-gateway");
+            let build = build_command(dir);
+            assert!(
+                bin.exists(),
+                "{} is missing: run `{build}` first (scripts/test.sh does)",
+                bin.display()
+            );
+            let checkout = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("the workspace holds tests/");
+            if let Some(why) = stale(&bin, checkout) {
+                panic!(
+                    "{} was not built from the current source: {why}. Run `{build}` first \
+                     (scripts/test.sh does), or name a binary with PSP_GATEWAY_BIN",
+                    bin.display()
+                );
+            }
+            bin
+        })
+        .clone()
+}
+
+/// The command that builds the binary into the profile folder `dir`.
+fn build_command(dir: &Path) -> String {
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "cargo build -p gateway --bin psp-gateway".into(),
+        Some("release") => "cargo build --release -p gateway --bin psp-gateway".into(),
+        Some(profile) => format!("cargo build --profile {profile} -p gateway --bin psp-gateway"),
     }
-    // The test executable lives in target/<profile>/deps/; the binary in target/<profile>/.
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let bin = dir.join("psp-gateway");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p gateway` first (the README's test command does)",
-        bin.display()
-    );
-    bin
+}
+
+/// Why `bin` is not the build of the sources under `checkout`, if it is not: a file cargo
+/// compiled it from that changed after it was built, is gone, or is not in `checkout`.
+pub fn stale(bin: &Path, checkout: &Path) -> Option<String> {
+    let built = match std::fs::metadata(bin).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("it cannot be read: {e}")),
+    };
+    let record = bin.with_extension("d");
+    let Ok(deps) = std::fs::read_to_string(&record) else {
+        return Some(format!(
+            "cargo's record of its sources, {}, is missing",
+            record.display()
+        ));
+    };
+    let checkout = checkout
+        .canonicalize()
+        .unwrap_or_else(|_| checkout.to_path_buf());
+    // `<binary>: <source> <source> …`, spaces in a path escaped as `\ `.
+    let Some((_, sources)) = deps.lines().next().and_then(|l| l.split_once(": ")) else {
+        return Some(format!("{} lists no sources", record.display()));
+    };
+    let mut paths = Vec::new();
+    let mut path = String::new();
+    let mut chars = sources.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => path.extend(chars.next()),
+            ' ' => paths.push(std::mem::take(&mut path)),
+            c => path.push(c),
+        }
+    }
+    paths.push(path);
+    for source in paths.iter().filter(|p| !p.is_empty()) {
+        let source = checkout.join(source);
+        let Ok(real) = source.canonicalize() else {
+            return Some(format!("{} is gone", source.display()));
+        };
+        if !real.starts_with(&checkout) {
+            return Some(format!(
+                "it was built from {}, outside this checkout ({})",
+                real.display(),
+                checkout.display()
+            ));
+        }
+        match std::fs::metadata(&real).and_then(|m| m.modified()) {
+            Ok(changed) if changed > built => {
+                return Some(format!("{} changed after it was built", real.display()))
+            }
+            Ok(_) => {}
+            Err(e) => return Some(format!("{} cannot be read: {e}", real.display())),
+        }
+    }
+    None
 }
 
 /// A child process killed when dropped.
@@ -552,5 +647,79 @@ impl Upstream {
     /// The connections it has accepted.
     pub fn connections(&self) -> usize {
         self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::time::SystemTime;
+
+    /// A checkout with two sources and a binary built from them at `built`.
+    fn checkout(built: SystemTime) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let src = root.path().join("crates/gateway/src");
+        std::fs::create_dir_all(&src).unwrap();
+        let (lib, page) = (src.join("lib.rs"), src.join("my page.html"));
+        for file in [&lib, &page] {
+            std::fs::write(file, "x").unwrap();
+            let f = File::options().write(true).open(file).unwrap();
+            f.set_modified(built - Duration::from_secs(60)).unwrap();
+        }
+        let bin = root.path().join("target/debug/psp-gateway");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(&bin, "elf").unwrap();
+        File::options()
+            .write(true)
+            .open(&bin)
+            .unwrap()
+            .set_modified(built)
+            .unwrap();
+        let escaped = page.display().to_string().replace(' ', "\\ ");
+        std::fs::write(
+            bin.with_extension("d"),
+            format!("{}: {} {escaped}\n", bin.display(), lib.display()),
+        )
+        .unwrap();
+        (root, bin, page)
+    }
+
+    #[test]
+    fn a_binary_built_after_its_sources_is_current() {
+        let (root, bin, _) = checkout(SystemTime::now() - Duration::from_secs(3600));
+        assert_eq!(stale(&bin, root.path()), None);
+    }
+
+    #[test]
+    fn a_source_changed_since_the_build_makes_the_binary_stale() {
+        let (root, bin, page) = checkout(SystemTime::now() - Duration::from_secs(3600));
+        File::options()
+            .write(true)
+            .open(&page)
+            .unwrap()
+            .set_modified(SystemTime::now())
+            .unwrap();
+        let why = stale(&bin, root.path()).expect("stale");
+        assert!(
+            why.contains("my page.html") && why.contains("changed"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_binary_from_another_checkout_or_without_its_record_is_stale() {
+        let (_other, bin, _) = checkout(SystemTime::now() - Duration::from_secs(3600));
+        let here = tempfile::tempdir().unwrap();
+        let why = stale(&bin, here.path()).expect("stale");
+        assert!(why.contains("outside this checkout"), "{why}");
+
+        let (root, bin, page) = checkout(SystemTime::now() - Duration::from_secs(3600));
+        std::fs::remove_file(&page).unwrap();
+        let why = stale(&bin, root.path()).expect("stale");
+        assert!(why.contains("is gone"), "{why}");
+        std::fs::remove_file(bin.with_extension("d")).unwrap();
+        let why = stale(&bin, root.path()).expect("stale");
+        assert!(why.contains("is missing"), "{why}");
     }
 }

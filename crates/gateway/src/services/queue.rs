@@ -4,9 +4,9 @@
 //! row, counts a new job as `scheduled` in `psp_gateway_jobs_total`, and wakes the worker.
 //!
 //! Architecture invariant: a job is counted `scheduled` exactly when the store added it,
-//! whoever asked, because nothing else adds jobs
-//! (`hooks_and_jobs::a_capture_is_captured_at_the_psp_and_charged_once_despite_a_second_delivery`,
-//! `void_jobs_are_the_rows_testkit_expects`).
+//! whoever asked, because nothing in the gateway adds jobs otherwise
+//! (`hooks_and_jobs::a_capture_hook_delivered_five_times_captures_once_and_charges_exactly_the_amount_asked`,
+//! `architecture::void_jobs_are_the_rows_testkit_expects`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The hook endpoints and the jobs they schedule, in process: the gateway's router and
 //! worker over the in-memory Hantera and store, with a scripted provider. The end-to-end
-//! versions through the real binary are in `tests/tests/jobs.rs`; these pin down the
+//! versions through the real binary are in `tests/tests/e2e/jobs.rs`; these pin down the
 //! edges (tokens, bad bodies, refusals, lost answers) quickly and exactly.
 
 use std::collections::VecDeque;
