@@ -738,6 +738,29 @@ async fn a_second_psp_payment_is_a_double_payment_without_a_void_when_the_provid
     assert_double_payment(&w, cart_id, "pay_2", false).await;
 }
 
+#[tokio::test]
+async fn a_completer_without_a_void_port_records_a_double_payment_for_a_person_to_release() {
+    let w = world();
+    let cart_id = w.cart_paid_with("pay_1", sek(100), authorized(sek(100)));
+    w.provider.set("pay_2", Some(cart_id), authorized(sek(100)));
+    completed(&w.complete("pay_1").await.unwrap());
+
+    // The provider can void, but this completer has nowhere to ask for it.
+    let without = Completer::new(w.hantera.clone(), w.store.clone());
+    for _ in 0..2 {
+        assert_eq!(
+            without.complete(&*w.provider, "pay_2").await.unwrap(),
+            CompletionOutcome::DoublePayment {
+                void_scheduled: false
+            }
+        );
+    }
+    let reason = w.record("pay_2").await.unwrap().reason.unwrap_or_default();
+    assert!(reason.contains("release it by hand"), "{reason}");
+    assert!(w.store.jobs_of_kind(VOID_JOB).is_empty());
+    assert_eq!(w.provider.voids(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_psp_payments_racing_for_one_cart_complete_it_once_and_the_other_is_a_double_payment() {
     let w = Arc::new(world());

@@ -247,20 +247,39 @@ pub enum Task {
 }
 
 impl Task {
-    /// Reads a stored row; the error is why the job cannot run (it fails at once).
-    pub fn from_row(job: &Job) -> Result<Self, String> {
-        fn read<T: serde::de::DeserializeOwned>(job: &Job, what: &str) -> Result<T, String> {
+    /// Reads a stored row; an error is why the job cannot run (it fails at once).
+    pub fn from_row(job: &Job) -> Result<Self, UnreadableJob> {
+        fn read<T: serde::de::DeserializeOwned>(
+            job: &Job,
+            what: &'static str,
+        ) -> Result<T, UnreadableJob> {
             serde_json::from_value(job.payload.clone())
-                .map_err(|e| format!("unreadable {what}payload: {e}"))
+                .map_err(|source| UnreadableJob::Payload { what, source })
         }
         match job.kind.as_str() {
             COMPLETE_JOB => read(job, "").map(Task::Complete),
             VOID_JOB => read(job, "").map(Task::Void),
             CAPTURE_JOB => read(job, "capture ").map(Task::Capture),
             SYNC_JOB => read(job, "sync ").map(Task::Sync),
-            other => Err(format!("unknown job kind {other:?}")),
+            other => Err(UnreadableJob::UnknownKind(other.to_string())),
         }
     }
+}
+
+/// Why a stored job cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableJob {
+    /// The payload is not its kind's.
+    #[error("unreadable {what}payload: {source}")]
+    Payload {
+        /// Which payload (`capture `, `sync `, or empty for a payment's).
+        what: &'static str,
+        /// What serde found.
+        source: serde_json::Error,
+    },
+    /// No job kind of that name exists.
+    #[error("unknown job kind {0:?}")]
+    UnknownKind(String),
 }
 
 /// The PSP payment a job is about, for the admin API: every payment job's payload (a
@@ -334,7 +353,7 @@ pub(crate) async fn run(ctx: &JobCtx<'_>) -> Attempt {
         Ok(Task::Void(p)) => payment::void(ctx, p).await,
         Ok(Task::Capture(p)) => capture::run(ctx, p).await,
         Ok(Task::Sync(p)) => sync::run(ctx, p).await,
-        Err(reason) => Attempt::Fail(reason),
+        Err(unreadable) => Attempt::Fail(unreadable.to_string()),
     }
 }
 
@@ -383,13 +402,13 @@ mod tests {
         );
         assert_eq!(row.max_attempts, 5);
         assert_eq!(
-            Task::from_row(&stored(row)),
-            Ok(Task::Complete(PaymentPayload {
+            Task::from_row(&stored(row)).unwrap(),
+            Task::Complete(PaymentPayload {
                 provider: "mock".into(),
                 psp_ref: Some("mpay_1".into()),
                 event: Some("payment.authorized".into()),
                 authorized: Some(true),
-            }))
+            })
         );
 
         for (cause, key, event) in [
@@ -494,11 +513,11 @@ mod tests {
             .row(5),
         );
         job.payload = json!({ "provider": 1 });
-        let err = Task::from_row(&job).unwrap_err();
+        let err = Task::from_row(&job).unwrap_err().to_string();
         assert!(err.starts_with("unreadable sync payload: "), "{err}");
         job.kind = "teleport".into();
         assert_eq!(
-            Task::from_row(&job).unwrap_err(),
+            Task::from_row(&job).unwrap_err().to_string(),
             "unknown job kind \"teleport\""
         );
     }
