@@ -1,5 +1,9 @@
 //! The ports the core drives: Hantera and the durable store. Adapters implement them
 //! (`hantera-client`, `store`); the core and its tests depend only on these traits.
+//!
+//! The store is five role traits ([`Inbox`], [`Sessions`], [`Completions`], [`Jobs`],
+//! [`Readiness`]) and [`Store`], which is all of them. The rules that decide what a store
+//! writes are in [`rules`], so that every implementation applies the same ones.
 
 use std::time::Duration;
 
@@ -10,6 +14,10 @@ use uuid::Uuid;
 
 use crate::cart::RenderedCart;
 use crate::money::Money;
+
+pub mod rules;
+
+pub use rules::{decide_sync, SyncDecision, SyncJobState};
 
 // ---------------------------------------------------------------------------------------
 // Hantera
@@ -602,7 +610,7 @@ pub struct PendingSync {
     pub cart: serde_json::Value,
 }
 
-/// What [`Store::schedule_sync`] did.
+/// What [`Sessions::schedule_sync`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncScheduled {
     /// No session exists for (cart, provider).
@@ -613,63 +621,6 @@ pub enum SyncScheduled {
     Coalesced(i64),
     /// A new sync job was added.
     Scheduled(i64),
-}
-
-/// Where a session's newest sync job is, as [`decide_sync`] needs to know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncJobState {
-    /// Pending and not under a live lease: it will read the latest payload when it runs.
-    Waiting(i64),
-    /// Pending under a live lease: it may have read an older payload already.
-    Running(i64),
-    /// Succeeded or failed.
-    Ended,
-}
-
-impl SyncJobState {
-    /// The state of job `id` from its stored state name and whether a live lease holds it.
-    pub fn of(id: i64, state: JobState, leased: bool) -> Self {
-        match (state, leased) {
-            (JobState::Pending, false) => SyncJobState::Waiting(id),
-            (JobState::Pending, true) => SyncJobState::Running(id),
-            _ => SyncJobState::Ended,
-        }
-    }
-}
-
-/// What a cart mutation needs, by the rule every store backend applies in
-/// [`Store::schedule_sync`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncDecision {
-    /// Nothing to send.
-    Unchanged,
-    /// The waiting job will send it.
-    Coalesced(i64),
-    /// A new job must send it.
-    Schedule,
-}
-
-/// Decides what a mutation with payload hash `hash` needs, given what the PSP holds
-/// (`synced`), the payload stored before this one (`pending`) and the session's newest sync
-/// job.
-///
-/// - A waiting job reads the latest payload when it runs: the mutation joins it.
-/// - A running job read the stored payload when it started (no mutation since, or a newer
-///   job would be the newest): if that is this payload, it is being sent already.
-/// - Otherwise a payload the PSP already holds needs nothing, and any other needs a job.
-pub fn decide_sync(
-    hash: &str,
-    synced: Option<&str>,
-    pending: Option<&str>,
-    newest: Option<SyncJobState>,
-) -> SyncDecision {
-    match newest {
-        Some(SyncJobState::Waiting(id)) => SyncDecision::Coalesced(id),
-        Some(SyncJobState::Running(_)) if pending == Some(hash) => SyncDecision::Unchanged,
-        Some(SyncJobState::Running(_)) => SyncDecision::Schedule,
-        _ if synced == Some(hash) => SyncDecision::Unchanged,
-        _ => SyncDecision::Schedule,
-    }
 }
 
 /// What the completion orchestrator asks of the work queue: release a double payment at
@@ -687,13 +638,22 @@ pub trait VoidScheduler: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
-/// The durable state of the gateway.
+// The store is five roles, one per kind of durable state, so that an implementation,
+// a wrapper or a test double can be written and read one role at a time, and a caller can
+// ask for only the role it uses. `Store` is all five: whatever implements the roles is a
+// `Store`, and `Arc<dyn Store>` is what the gateway hands around.
+
+/// The webhook inbox: every verified webhook, unique by (provider, event id).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Inbox: Send + Sync + 'static {
     /// Records a webhook under its unique (provider, event id) and enqueues its job in the
     /// same transaction. Returns only once the record is durable.
     async fn record_webhook(&self, webhook: NewWebhook) -> Result<Recorded, StoreError>;
+}
 
+/// Checkout sessions, one per (cart, provider), and their cart-sync bookkeeping.
+#[async_trait]
+pub trait Sessions: Send + Sync + 'static {
     /// The session for (cart, provider).
     async fn session(&self, cart_id: Uuid, provider: &str) -> Result<Option<Session>, StoreError>;
 
@@ -747,6 +707,53 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Session>, StoreError>;
 
+    /// Every session of a cart (one per provider), ordered by provider.
+    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError>;
+
+    /// Records the latest payload of a cart mutation for a session and makes sure a sync
+    /// job will send it, in one transaction. Rapid mutations coalesce: while a sync job of
+    /// the session has not started, it reads the latest payload when it runs, so no job is
+    /// added; a new one is added only when none is waiting (none exists, or the one there
+    /// is running and may have read an older payload). A new job is `job` with `:{n}`
+    /// appended to its dedupe key (n counts the session's sync jobs), due after `delay`.
+    async fn schedule_sync(
+        &self,
+        sync: PendingSync,
+        job: NewJob,
+        delay: Duration,
+    ) -> Result<SyncScheduled, StoreError>;
+
+    /// The sync bookkeeping of a session.
+    async fn session_sync(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<SessionSync>, StoreError>;
+
+    /// Records that the PSP holds the payload with `hash` (after a sync, or at checkout).
+    async fn mark_synced(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        hash: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Marks a session as needing a person, with the reason (the latest reason wins).
+    async fn flag_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Sessions marked as needing a person, most recently flagged first.
+    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError>;
+}
+
+/// Completion records, their history, and the cart claims that decide which PSP payment
+/// may complete a cart.
+#[async_trait]
+pub trait Completions: Send + Sync + 'static {
     /// The completion record of a PSP payment.
     async fn completion(
         &self,
@@ -755,7 +762,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Completion>, StoreError>;
 
     /// Moves a completion record forward (creating it if needed) and returns what is
-    /// stored afterwards. A lower state than the stored one changes nothing.
+    /// stored afterwards. A lower state than the stored one changes nothing. The rule is
+    /// [`rules::advance_completion`].
     async fn advance_completion(&self, update: CompletionUpdate) -> Result<Completion, StoreError>;
 
     /// Completion records in the given states, newest first.
@@ -764,6 +772,13 @@ pub trait Store: Send + Sync + 'static {
         states: &[CompletionState],
         limit: u32,
     ) -> Result<Vec<Completion>, StoreError>;
+
+    /// The state changes of a completion record, oldest first.
+    async fn completion_history(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Vec<CompletionTransition>, StoreError>;
 
     /// Who holds the right to complete a cart, if anyone.
     async fn cart_claim(&self, cart_id: Uuid) -> Result<Option<CartClaim>, StoreError>;
@@ -775,7 +790,12 @@ pub trait Store: Send + Sync + 'static {
         provider: &str,
         psp_ref: &str,
     ) -> Result<CartClaim, StoreError>;
+}
 
+/// Durable jobs: enqueued under a dedupe key, leased, finished, replayed, with their
+/// progress and history.
+#[async_trait]
+pub trait Jobs: Send + Sync + 'static {
     /// Adds a job unless one with the same dedupe key exists.
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError>;
 
@@ -818,111 +838,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pending jobs per kind, with the creation time of the oldest of each.
     async fn pending_jobs(&self) -> Result<Vec<PendingJobs>, StoreError>;
+}
 
-    /// The state changes of a completion record, oldest first.
-    async fn completion_history(
-        &self,
-        provider: &str,
-        psp_ref: &str,
-    ) -> Result<Vec<CompletionTransition>, StoreError>;
-
-    /// Every session of a cart (one per provider), ordered by provider.
-    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError>;
-
-    /// Records the latest payload of a cart mutation for a session and makes sure a sync
-    /// job will send it, in one transaction. Rapid mutations coalesce: while a sync job of
-    /// the session has not started, it reads the latest payload when it runs, so no job is
-    /// added; a new one is added only when none is waiting (none exists, or the one there
-    /// is running and may have read an older payload). A new job is `job` with `:{n}`
-    /// appended to its dedupe key (n counts the session's sync jobs), due after `delay`.
-    async fn schedule_sync(
-        &self,
-        sync: PendingSync,
-        job: NewJob,
-        delay: Duration,
-    ) -> Result<SyncScheduled, StoreError>;
-
-    /// The sync bookkeeping of a session.
-    async fn session_sync(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-    ) -> Result<Option<SessionSync>, StoreError>;
-
-    /// Records that the PSP holds the payload with `hash` (after a sync, or at checkout).
-    async fn mark_synced(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        hash: &str,
-    ) -> Result<(), StoreError>;
-
-    /// Marks a session as needing a person, with the reason (the latest reason wins).
-    async fn flag_session(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        reason: &str,
-    ) -> Result<(), StoreError>;
-
-    /// Sessions marked as needing a person, most recently flagged first.
-    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError>;
-
+/// Whether the store answers, for the readiness probe.
+#[async_trait]
+pub trait Readiness: Send + Sync + 'static {
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The durable state of the gateway: every role. Implemented by whatever implements the
+/// roles, so a backend or a wrapper writes the roles and never this.
+pub trait Store: Inbox + Sessions + Completions + Jobs + Readiness {}
 
-    #[test]
-    fn a_mutation_joins_a_sync_job_that_has_not_started() {
-        let waiting = Some(SyncJobState::Waiting(7));
-        assert_eq!(
-            decide_sync("b", Some("a"), Some("a"), waiting),
-            SyncDecision::Coalesced(7)
-        );
-        // Even a mutation back to what the PSP holds joins it: the job then finds nothing
-        // to send, which is right, because the PSP holds it.
-        assert_eq!(
-            decide_sync("a", Some("a"), Some("b"), waiting),
-            SyncDecision::Coalesced(7)
-        );
-    }
-
-    #[test]
-    fn a_mutation_during_a_running_sync_gets_a_job_of_its_own_unless_it_is_being_sent() {
-        let running = Some(SyncJobState::Running(7));
-        assert_eq!(
-            decide_sync("c", Some("a"), Some("b"), running),
-            SyncDecision::Schedule
-        );
-        // Back to what the PSP held before the running sync: that sync will overwrite it,
-        // so it must be sent again.
-        assert_eq!(
-            decide_sync("a", Some("a"), Some("b"), running),
-            SyncDecision::Schedule
-        );
-        assert_eq!(
-            decide_sync("b", Some("a"), Some("b"), running),
-            SyncDecision::Unchanged
-        );
-    }
-
-    #[test]
-    fn without_a_live_job_only_a_payload_the_psp_does_not_hold_is_scheduled() {
-        for newest in [None, Some(SyncJobState::Ended)] {
-            assert_eq!(
-                decide_sync("a", Some("a"), Some("a"), newest),
-                SyncDecision::Unchanged
-            );
-            assert_eq!(
-                decide_sync("b", Some("a"), Some("b"), newest),
-                SyncDecision::Schedule,
-                "a failed sync of the same payload is tried again by a new mutation"
-            );
-            assert_eq!(decide_sync("a", None, None, newest), SyncDecision::Schedule);
-        }
-    }
-}
+impl<T: Inbox + Sessions + Completions + Jobs + Readiness + ?Sized> Store for T {}

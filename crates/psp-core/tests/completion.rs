@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use psp_core::ports::{
-    Completion, CompletionState, HanteraError, NewPayment, SessionStatus, Store,
+    Completion, CompletionState, Completions, HanteraError, NewPayment, SessionStatus, Sessions,
 };
 use psp_core::{
     async_trait, payment_id_for, Capabilities, CaptureDone, CaptureRequest, CartState,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use psp_core::ports::{NewJob, NewWebhook, Store};
+use psp_core::ports::{Inbox, NewJob, NewWebhook};
 use store::SqliteStore;
 
 const CLIENTS: u64 = 32;

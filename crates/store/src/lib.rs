@@ -18,7 +18,6 @@
 
 mod clock;
 mod postgres;
-mod rules;
 mod sql;
 mod sqlite;
 

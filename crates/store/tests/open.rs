@@ -3,7 +3,7 @@
 mod common;
 
 use common::{webhook, TempDb};
-use psp_core::ports::{Recorded, Store};
+use psp_core::ports::{Inbox, Readiness, Recorded};
 use sqlx::Connection;
 use store::{open_store, SqliteStore};
 

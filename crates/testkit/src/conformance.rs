@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use psp_core::ports::Store;
+use psp_core::ports::{Inbox, Sessions};
 use psp_core::ports::{NewWebhook, Recorded};
 use psp_core::signature::{sign_header, unix_now};
 use psp_core::{

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use psp_core::ports::{JobResult, JobState, NewJob, SessionStatus, Store};
+use psp_core::ports::{JobResult, JobState, Jobs, NewJob, Readiness, SessionStatus, Sessions};
 use psp_core::{Currency, Money};
 use testkit::mem::MemStore;
 use uuid::Uuid;

@@ -17,7 +17,7 @@ use gateway::config::Config;
 use gateway::edge::{router, AppState};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use psp_core::ports::Store;
+use psp_core::ports::Sessions;
 use psp_core::{Currency, Money, Provider, Registry};
 use serde_json::{json, Value};
 use testkit::fuzz;

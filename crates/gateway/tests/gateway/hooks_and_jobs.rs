@@ -15,7 +15,7 @@ use gateway::config::Config;
 use gateway::edge::{router, AppState};
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
-use psp_core::ports::{JobState, NewPayment, SessionStatus, Store};
+use psp_core::ports::{Completions, JobState, Jobs, NewPayment, SessionStatus, Sessions};
 use psp_core::{
     Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, Currency, Money,
     Provider, ProviderError, PspPayment, PspStatus, Registry, SyncRequest, VerifiedEvent,

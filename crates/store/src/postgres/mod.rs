@@ -23,9 +23,10 @@ use async_trait::async_trait;
 use psp_core::money::Money;
 use psp_core::ports::decide_sync;
 use psp_core::ports::{
-    CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate, Enqueued, Job,
-    JobEvent, JobResult, JobState, NewJob, NewWebhook, PendingJobs, PendingSync, Recorded, Session,
-    SessionStatus, SessionSync, Store, StoreError, SyncDecision, SyncJobState, SyncScheduled,
+    CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate, Completions,
+    Enqueued, Inbox, Job, JobEvent, JobResult, JobState, Jobs, NewJob, NewWebhook, PendingJobs,
+    PendingSync, Readiness, Recorded, Session, SessionStatus, SessionSync, Sessions, StoreError,
+    SyncDecision, SyncJobState, SyncScheduled,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use uuid::Uuid;
@@ -33,9 +34,9 @@ use uuid::Uuid;
 use self::decode::db;
 use self::writer::Writer;
 use crate::clock::{millis, now_ms};
-use crate::rules::{self, CompletionChange, CompletionFields};
 use crate::sql::{cart_claims, completions, job_history, jobs, sessions, webhook_inbox};
 use crate::StoredWebhook;
+use psp_core::ports::rules::{self, CompletionChange, CompletionFields};
 
 /// The database and row type that `decode` reads.
 type Db = sqlx::Postgres;
@@ -264,11 +265,14 @@ where
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Inbox for PgStore {
     async fn record_webhook(&self, webhook: NewWebhook) -> Result<Recorded, StoreError> {
         self.writer.record(webhook).await
     }
+}
 
+#[async_trait]
+impl Sessions for PgStore {
     async fn session(&self, cart_id: Uuid, provider: &str) -> Result<Option<Session>, StoreError> {
         self.fetch_session(sessions::GET, &cart_id.to_string(), provider)
             .await
@@ -370,6 +374,177 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
+        sqlx::query(sessions::OF_CART)
+            .bind(cart_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::session)
+            .collect()
+    }
+
+    async fn schedule_sync(
+        &self,
+        sync: PendingSync,
+        job: NewJob,
+        delay: Duration,
+    ) -> Result<SyncScheduled, StoreError> {
+        let cart = sync.cart_id.to_string();
+        let now = now_ms();
+        // The session row and its newest sync job's row are locked until the commit (see
+        // `sql::STATE_AND_LEASE_LOCKED`): a worker leasing that job commits either before
+        // the read (this sees it running) or after the commit (the job reads the payload
+        // written here).
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let Some(row) = sqlx::query(&sql::SYNC_DECIDE_LOCKED)
+            .bind(&cart)
+            .bind(&sync.provider)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            // Rolled back now, not on drop, for the same reason as in `advance_completion`.
+            tx.rollback().await.map_err(db)?;
+            return Ok(SyncScheduled::NoSession);
+        };
+        let (synced, pending, job_id, seq): (Option<String>, Option<String>, Option<i64>, i64) =
+            sqlx::FromRow::from_row(&row).map_err(db)?;
+        let newest = match job_id {
+            Some(id) => {
+                let state: Option<(String, i64)> = sqlx::query_as(&sql::STATE_AND_LEASE_LOCKED)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                match state {
+                    Some((state, running)) => Some(SyncJobState::of(
+                        id,
+                        JobState::parse(&state).ok_or_else(|| {
+                            StoreError::Backend(format!("job {id} has state {state:?}"))
+                        })?,
+                        running != 0,
+                    )),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        sqlx::query(sessions::SYNC_SET_PENDING)
+            .bind(&cart)
+            .bind(&sync.provider)
+            .bind(&sync.hash)
+            .bind(sync.payload.to_string())
+            .bind(sync.cart.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let decision = decide_sync(&sync.hash, synced.as_deref(), pending.as_deref(), newest);
+        let outcome = match decision {
+            SyncDecision::Unchanged => SyncScheduled::Unchanged,
+            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
+            SyncDecision::Schedule => {
+                let seq = seq + 1;
+                let job = NewJob {
+                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
+                    ..job
+                };
+                let id: i64 = sqlx::query_scalar(jobs::INSERT_DUE)
+                    .bind(&job.kind)
+                    .bind(&job.dedupe_key)
+                    .bind(job.cart_id.map(|c| c.to_string()))
+                    .bind(job.payload.to_string())
+                    .bind(i64::from(job.max_attempts))
+                    .bind(now.saturating_add(millis(delay)))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .ok_or_else(|| {
+                        StoreError::Backend(format!(
+                            "sync job key {} exists already",
+                            job.dedupe_key
+                        ))
+                    })?;
+                sqlx::query(sessions::SYNC_SET_JOB)
+                    .bind(&cart)
+                    .bind(&sync.provider)
+                    .bind(id)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                SyncScheduled::Scheduled(id)
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(outcome)
+    }
+
+    async fn session_sync(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<SessionSync>, StoreError> {
+        sqlx::query(sessions::SYNC_GET)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|row| decode::session_sync(&row))
+            .transpose()
+    }
+
+    async fn mark_synced(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sessions::SYNC_MARK)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn flag_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sessions::FLAG)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
+        sqlx::query(sessions::FLAGGED)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::session_sync)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Completions for PgStore {
     async fn completion(
         &self,
         provider: &str,
@@ -491,6 +666,22 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn completion_history(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Vec<CompletionTransition>, StoreError> {
+        sqlx::query(completions::HISTORY)
+            .bind(provider)
+            .bind(psp_ref)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::transition)
+            .collect()
+    }
+
     async fn cart_claim(&self, cart_id: Uuid) -> Result<Option<CartClaim>, StoreError> {
         sqlx::query(cart_claims::GET)
             .bind(cart_id.to_string())
@@ -520,7 +711,10 @@ impl Store for PgStore {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("claim of cart {cart_id}")))
     }
+}
 
+#[async_trait]
+impl Jobs for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         if let Some(id) = insert_job(&self.pool, &job, now_ms()).await.map_err(db)? {
             return Ok(Enqueued::New(id));
@@ -726,191 +920,10 @@ impl Store for PgStore {
             .map(decode::pending_jobs)
             .collect()
     }
+}
 
-    async fn completion_history(
-        &self,
-        provider: &str,
-        psp_ref: &str,
-    ) -> Result<Vec<CompletionTransition>, StoreError> {
-        sqlx::query(completions::HISTORY)
-            .bind(provider)
-            .bind(psp_ref)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode::transition)
-            .collect()
-    }
-
-    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
-        sqlx::query(sessions::OF_CART)
-            .bind(cart_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode::session)
-            .collect()
-    }
-
-    async fn schedule_sync(
-        &self,
-        sync: PendingSync,
-        job: NewJob,
-        delay: Duration,
-    ) -> Result<SyncScheduled, StoreError> {
-        let cart = sync.cart_id.to_string();
-        let now = now_ms();
-        // The session row and its newest sync job's row are locked until the commit (see
-        // `sql::STATE_AND_LEASE_LOCKED`): a worker leasing that job commits either before
-        // the read (this sees it running) or after the commit (the job reads the payload
-        // written here).
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let Some(row) = sqlx::query(&sql::SYNC_DECIDE_LOCKED)
-            .bind(&cart)
-            .bind(&sync.provider)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
-            // Rolled back now, not on drop, for the same reason as in `advance_completion`.
-            tx.rollback().await.map_err(db)?;
-            return Ok(SyncScheduled::NoSession);
-        };
-        let (synced, pending, job_id, seq): (Option<String>, Option<String>, Option<i64>, i64) =
-            sqlx::FromRow::from_row(&row).map_err(db)?;
-        let newest = match job_id {
-            Some(id) => {
-                let state: Option<(String, i64)> = sqlx::query_as(&sql::STATE_AND_LEASE_LOCKED)
-                    .bind(id)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                match state {
-                    Some((state, running)) => Some(SyncJobState::of(
-                        id,
-                        JobState::parse(&state).ok_or_else(|| {
-                            StoreError::Backend(format!("job {id} has state {state:?}"))
-                        })?,
-                        running != 0,
-                    )),
-                    None => None,
-                }
-            }
-            None => None,
-        };
-        sqlx::query(sessions::SYNC_SET_PENDING)
-            .bind(&cart)
-            .bind(&sync.provider)
-            .bind(&sync.hash)
-            .bind(sync.payload.to_string())
-            .bind(sync.cart.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let decision = decide_sync(&sync.hash, synced.as_deref(), pending.as_deref(), newest);
-        let outcome = match decision {
-            SyncDecision::Unchanged => SyncScheduled::Unchanged,
-            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
-            SyncDecision::Schedule => {
-                let seq = seq + 1;
-                let job = NewJob {
-                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
-                    ..job
-                };
-                let id: i64 = sqlx::query_scalar(jobs::INSERT_DUE)
-                    .bind(&job.kind)
-                    .bind(&job.dedupe_key)
-                    .bind(job.cart_id.map(|c| c.to_string()))
-                    .bind(job.payload.to_string())
-                    .bind(i64::from(job.max_attempts))
-                    .bind(now.saturating_add(millis(delay)))
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .ok_or_else(|| {
-                        StoreError::Backend(format!(
-                            "sync job key {} exists already",
-                            job.dedupe_key
-                        ))
-                    })?;
-                sqlx::query(sessions::SYNC_SET_JOB)
-                    .bind(&cart)
-                    .bind(&sync.provider)
-                    .bind(id)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                SyncScheduled::Scheduled(id)
-            }
-        };
-        tx.commit().await.map_err(db)?;
-        Ok(outcome)
-    }
-
-    async fn session_sync(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-    ) -> Result<Option<SessionSync>, StoreError> {
-        sqlx::query(sessions::SYNC_GET)
-            .bind(cart_id.to_string())
-            .bind(provider)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| decode::session_sync(&row))
-            .transpose()
-    }
-
-    async fn mark_synced(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        hash: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(sessions::SYNC_MARK)
-            .bind(cart_id.to_string())
-            .bind(provider)
-            .bind(hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    async fn flag_session(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(sessions::FLAG)
-            .bind(cart_id.to_string())
-            .bind(provider)
-            .bind(reason)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
-        sqlx::query(sessions::FLAGGED)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode::session_sync)
-            .collect()
-    }
-
+#[async_trait]
+impl Readiness for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let one: i32 = sqlx::query_scalar("SELECT 1")
             .fetch_one(&self.pool)

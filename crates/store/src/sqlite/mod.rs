@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use psp_core::money::Money;
 use psp_core::ports::decide_sync;
 use psp_core::ports::{
-    CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate, Enqueued, Job,
-    JobEvent, JobResult, JobState, NewJob, NewWebhook, PendingJobs, PendingSync, Recorded, Session,
-    SessionStatus, SessionSync, Store, StoreError, SyncDecision, SyncJobState, SyncScheduled,
+    CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate, Completions,
+    Enqueued, Inbox, Job, JobEvent, JobResult, JobState, Jobs, NewJob, NewWebhook, PendingJobs,
+    PendingSync, Readiness, Recorded, Session, SessionStatus, SessionSync, Sessions, StoreError,
+    SyncDecision, SyncJobState, SyncScheduled,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -26,9 +27,9 @@ use uuid::Uuid;
 use self::decode::db;
 use self::writer::Writer;
 use crate::clock::{millis, now_ms};
-use crate::rules::{self, CompletionChange, CompletionFields};
 use crate::sql::{cart_claims, completions, job_history, jobs, sessions, webhook_inbox};
 use crate::StoredWebhook;
+use psp_core::ports::rules::{self, CompletionChange, CompletionFields};
 
 /// The database and row type that `decode` reads.
 type Db = sqlx::Sqlite;
@@ -221,11 +222,14 @@ where
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Inbox for SqliteStore {
     async fn record_webhook(&self, webhook: NewWebhook) -> Result<Recorded, StoreError> {
         self.writer.record(webhook).await
     }
+}
 
+#[async_trait]
+impl Sessions for SqliteStore {
     async fn session(&self, cart_id: Uuid, provider: &str) -> Result<Option<Session>, StoreError> {
         self.fetch_session(sessions::GET, &cart_id.to_string(), provider)
             .await
@@ -327,6 +331,174 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
+        sqlx::query(sessions::OF_CART)
+            .bind(cart_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::session)
+            .collect()
+    }
+
+    async fn schedule_sync(
+        &self,
+        sync: PendingSync,
+        job: NewJob,
+        delay: Duration,
+    ) -> Result<SyncScheduled, StoreError> {
+        let cart = sync.cart_id.to_string();
+        let now = now_ms();
+        // One write transaction: a worker leasing the session's sync job commits either
+        // before it (the job then reads the payload written here) or after it (this sees
+        // the job as not started and leaves the sending to it).
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let Some(row) = sqlx::query(sessions::SYNC_DECIDE)
+            .bind(&cart)
+            .bind(&sync.provider)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(SyncScheduled::NoSession);
+        };
+        let (synced, pending, job_id, seq): (Option<String>, Option<String>, Option<i64>, i64) =
+            sqlx::FromRow::from_row(&row).map_err(db)?;
+        let newest = match job_id {
+            Some(id) => {
+                let state: Option<(String, i64)> = sqlx::query_as(jobs::STATE_AND_LEASE)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                match state {
+                    Some((state, running)) => Some(SyncJobState::of(
+                        id,
+                        JobState::parse(&state).ok_or_else(|| {
+                            StoreError::Backend(format!("job {id} has state {state:?}"))
+                        })?,
+                        running != 0,
+                    )),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        sqlx::query(sessions::SYNC_SET_PENDING)
+            .bind(&cart)
+            .bind(&sync.provider)
+            .bind(&sync.hash)
+            .bind(sync.payload.to_string())
+            .bind(sync.cart.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let decision = decide_sync(&sync.hash, synced.as_deref(), pending.as_deref(), newest);
+        let outcome = match decision {
+            SyncDecision::Unchanged => SyncScheduled::Unchanged,
+            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
+            SyncDecision::Schedule => {
+                let seq = seq + 1;
+                let job = NewJob {
+                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
+                    ..job
+                };
+                let id: i64 = sqlx::query_scalar(jobs::INSERT_DUE)
+                    .bind(&job.kind)
+                    .bind(&job.dedupe_key)
+                    .bind(job.cart_id.map(|c| c.to_string()))
+                    .bind(job.payload.to_string())
+                    .bind(i64::from(job.max_attempts))
+                    .bind(now.saturating_add(millis(delay)))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .ok_or_else(|| {
+                        StoreError::Backend(format!(
+                            "sync job key {} exists already",
+                            job.dedupe_key
+                        ))
+                    })?;
+                sqlx::query(sessions::SYNC_SET_JOB)
+                    .bind(&cart)
+                    .bind(&sync.provider)
+                    .bind(id)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                SyncScheduled::Scheduled(id)
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(outcome)
+    }
+
+    async fn session_sync(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<SessionSync>, StoreError> {
+        sqlx::query(sessions::SYNC_GET)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|row| decode::session_sync(&row))
+            .transpose()
+    }
+
+    async fn mark_synced(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sessions::SYNC_MARK)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .bind(hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn flag_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sessions::FLAG)
+            .bind(cart_id.to_string())
+            .bind(provider)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
+        sqlx::query(sessions::FLAGGED)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::session_sync)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Completions for SqliteStore {
     async fn completion(
         &self,
         provider: &str,
@@ -442,6 +614,22 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn completion_history(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Vec<CompletionTransition>, StoreError> {
+        sqlx::query(completions::HISTORY)
+            .bind(provider)
+            .bind(psp_ref)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(decode::transition)
+            .collect()
+    }
+
     async fn cart_claim(&self, cart_id: Uuid) -> Result<Option<CartClaim>, StoreError> {
         sqlx::query(cart_claims::GET)
             .bind(cart_id.to_string())
@@ -471,7 +659,10 @@ impl Store for SqliteStore {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("claim of cart {cart_id}")))
     }
+}
 
+#[async_trait]
+impl Jobs for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         if let Some(id) = insert_job(&self.pool, &job, now_ms()).await.map_err(db)? {
             return Ok(Enqueued::New(id));
@@ -673,188 +864,10 @@ impl Store for SqliteStore {
             .map(decode::pending_jobs)
             .collect()
     }
+}
 
-    async fn completion_history(
-        &self,
-        provider: &str,
-        psp_ref: &str,
-    ) -> Result<Vec<CompletionTransition>, StoreError> {
-        sqlx::query(completions::HISTORY)
-            .bind(provider)
-            .bind(psp_ref)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode::transition)
-            .collect()
-    }
-
-    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
-        sqlx::query(sessions::OF_CART)
-            .bind(cart_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode::session)
-            .collect()
-    }
-
-    async fn schedule_sync(
-        &self,
-        sync: PendingSync,
-        job: NewJob,
-        delay: Duration,
-    ) -> Result<SyncScheduled, StoreError> {
-        let cart = sync.cart_id.to_string();
-        let now = now_ms();
-        // One write transaction: a worker leasing the session's sync job commits either
-        // before it (the job then reads the payload written here) or after it (this sees
-        // the job as not started and leaves the sending to it).
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        let Some(row) = sqlx::query(sessions::SYNC_DECIDE)
-            .bind(&cart)
-            .bind(&sync.provider)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
-            return Ok(SyncScheduled::NoSession);
-        };
-        let (synced, pending, job_id, seq): (Option<String>, Option<String>, Option<i64>, i64) =
-            sqlx::FromRow::from_row(&row).map_err(db)?;
-        let newest = match job_id {
-            Some(id) => {
-                let state: Option<(String, i64)> = sqlx::query_as(jobs::STATE_AND_LEASE)
-                    .bind(id)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                match state {
-                    Some((state, running)) => Some(SyncJobState::of(
-                        id,
-                        JobState::parse(&state).ok_or_else(|| {
-                            StoreError::Backend(format!("job {id} has state {state:?}"))
-                        })?,
-                        running != 0,
-                    )),
-                    None => None,
-                }
-            }
-            None => None,
-        };
-        sqlx::query(sessions::SYNC_SET_PENDING)
-            .bind(&cart)
-            .bind(&sync.provider)
-            .bind(&sync.hash)
-            .bind(sync.payload.to_string())
-            .bind(sync.cart.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let decision = decide_sync(&sync.hash, synced.as_deref(), pending.as_deref(), newest);
-        let outcome = match decision {
-            SyncDecision::Unchanged => SyncScheduled::Unchanged,
-            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
-            SyncDecision::Schedule => {
-                let seq = seq + 1;
-                let job = NewJob {
-                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
-                    ..job
-                };
-                let id: i64 = sqlx::query_scalar(jobs::INSERT_DUE)
-                    .bind(&job.kind)
-                    .bind(&job.dedupe_key)
-                    .bind(job.cart_id.map(|c| c.to_string()))
-                    .bind(job.payload.to_string())
-                    .bind(i64::from(job.max_attempts))
-                    .bind(now.saturating_add(millis(delay)))
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .ok_or_else(|| {
-                        StoreError::Backend(format!(
-                            "sync job key {} exists already",
-                            job.dedupe_key
-                        ))
-                    })?;
-                sqlx::query(sessions::SYNC_SET_JOB)
-                    .bind(&cart)
-                    .bind(&sync.provider)
-                    .bind(id)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                SyncScheduled::Scheduled(id)
-            }
-        };
-        tx.commit().await.map_err(db)?;
-        Ok(outcome)
-    }
-
-    async fn session_sync(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-    ) -> Result<Option<SessionSync>, StoreError> {
-        sqlx::query(sessions::SYNC_GET)
-            .bind(cart_id.to_string())
-            .bind(provider)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .map(|row| decode::session_sync(&row))
-            .transpose()
-    }
-
-    async fn mark_synced(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        hash: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(sessions::SYNC_MARK)
-            .bind(cart_id.to_string())
-            .bind(provider)
-            .bind(hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    async fn flag_session(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(sessions::FLAG)
-            .bind(cart_id.to_string())
-            .bind(provider)
-            .bind(reason)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
-        sqlx::query(sessions::FLAGGED)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(decode::session_sync)
-            .collect()
-    }
-
+#[async_trait]
+impl Readiness for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let one: i64 = sqlx::query_scalar("SELECT 1")
             .fetch_one(&self.pool)

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psp_core::ports::{
-    CompletionState, CompletionUpdate, Enqueued, JobResult, JobState, Recorded, Store, StoreError,
+    CompletionState, CompletionUpdate, Completions, Enqueued, Inbox, JobResult, JobState, Jobs,
+    Recorded, StoreError,
 };
 use store::{open_store, PgStore};
 use uuid::Uuid;

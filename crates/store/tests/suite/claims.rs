@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::common::{cart, store};
-use psp_core::ports::{CartClaim, Store};
+use psp_core::ports::{CartClaim, Completions};
 
 #[tokio::test]
 async fn the_first_claim_wins_and_later_claims_are_told_the_holder() {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::common::Backend;
 use crate::common::{cart, next_millisecond, store};
-use psp_core::ports::{CompletionState, CompletionUpdate, Store};
+use psp_core::ports::{CompletionState, CompletionUpdate, Completions};
 use uuid::Uuid;
 use CompletionState::*;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::Backend;
 use crate::common::{cart, eventually, job, persistent, store};
-use psp_core::ports::{Enqueued, Job, JobResult, JobState, NewJob, Store, StoreError};
+use psp_core::ports::{Enqueued, Job, JobResult, JobState, Jobs, NewJob, StoreError};
 
 const LONG: Duration = Duration::from_secs(60);
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{cart, next_millisecond, sek, store};
-use psp_core::ports::{SessionStatus, Store, StoreError};
+use psp_core::ports::{SessionStatus, Sessions, StoreError};
 use serde_json::json;
 
 #[tokio::test]

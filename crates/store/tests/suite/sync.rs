@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::Backend;
 use crate::common::{cart, job, sek, store};
-use psp_core::ports::{Enqueued, JobResult, NewJob, PendingSync, Store, SyncScheduled};
+use psp_core::ports::{Enqueued, JobResult, Jobs, NewJob, PendingSync, Sessions, SyncScheduled};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::common::Backend;
 use crate::common::{job, persistent, store, webhook};
-use psp_core::ports::{JobState, Recorded, Store};
+use psp_core::ports::{Inbox, JobState, Jobs, Recorded};
 
 #[tokio::test]
 async fn a_new_webhook_is_stored_as_received_together_with_its_job() {

@@ -1,18 +1,20 @@
-//! `MemStore`: the durable store in memory, following each method's doc comment on
-//! [`Store`]. Time comes from the system clock plus an offset that tests move forward
-//! with [`MemStore::advance_clock`], so backoffs, leases and quiet periods can be tested
-//! without sleeping.
+//! `MemStore`: the durable store in memory, following each method's doc comment on the
+//! store's roles and deciding what to write by the core's rules (`psp_core::ports::rules`),
+//! like the SQL backends. Time comes from the system clock plus an offset that tests move
+//! forward with [`MemStore::advance_clock`], so backoffs, leases and quiet periods can be
+//! tested without sleeping.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use psp_core::ports::rules::{self, CompletionChange, CompletionFields};
 use psp_core::ports::{
     decide_sync, CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate,
-    Enqueued, Job, JobEvent, JobResult, JobState, NewJob, NewWebhook, PendingJobs, PendingSync,
-    Recorded, Session, SessionStatus, SessionSync, Store, StoreError, SyncDecision, SyncJobState,
-    SyncScheduled,
+    Completions, Enqueued, Inbox, Job, JobEvent, JobResult, JobState, Jobs, NewJob, NewWebhook,
+    PendingJobs, PendingSync, Readiness, Recorded, Session, SessionStatus, SessionSync, Sessions,
+    StoreError, SyncDecision, SyncJobState, SyncScheduled,
 };
 use psp_core::Money;
 use uuid::Uuid;
@@ -89,16 +91,6 @@ fn system_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// The position of a session status in its forward-only order.
-fn session_rank(status: SessionStatus) -> u8 {
-    match status {
-        SessionStatus::Creating => 0,
-        SessionStatus::Open => 1,
-        SessionStatus::Authorized => 2,
-        SessionStatus::Completed | SessionStatus::Failed | SessionStatus::Canceled => 3,
-    }
 }
 
 fn ms(d: Duration) -> i64 {
@@ -265,7 +257,7 @@ impl MemStore {
 }
 
 #[async_trait]
-impl Store for MemStore {
+impl Inbox for MemStore {
     async fn record_webhook(&self, webhook: NewWebhook) -> Result<Recorded, StoreError> {
         let mut s = self.state.lock();
         s.check()?;
@@ -288,7 +280,10 @@ impl Store for MemStore {
         }
         Ok(Recorded::New)
     }
+}
 
+#[async_trait]
+impl Sessions for MemStore {
     async fn session(&self, cart_id: Uuid, provider: &str) -> Result<Option<Session>, StoreError> {
         let mut s = self.state.lock();
         s.check()?;
@@ -347,10 +342,7 @@ impl Store for MemStore {
             .sessions
             .get_mut(&(cart_id, provider.to_string()))
             .ok_or_else(|| StoreError::NotFound(format!("session {cart_id}/{provider}")))?;
-        if matches!(
-            session.status,
-            SessionStatus::Failed | SessionStatus::Canceled
-        ) {
+        if rules::session_may_restart(session.status) {
             *session = Session {
                 cart_id,
                 provider: provider.to_string(),
@@ -385,11 +377,7 @@ impl Store for MemStore {
         session.amount_minor = Some(amount.minor);
         session.currency = Some(amount.currency.code().to_string());
         session.client = Some(client.clone());
-        // Only a session still being created becomes open: an authorized or ended session
-        // keeps its status, because statuses never move backwards.
-        if session.status == SessionStatus::Creating {
-            session.status = SessionStatus::Open;
-        }
+        session.status = rules::session_status_after_save(session.status);
         session.updated_at_ms = now;
         Ok(())
     }
@@ -410,10 +398,8 @@ impl Store for MemStore {
             .values_mut()
             .find(|x| x.provider == provider && x.psp_ref.as_deref() == Some(psp_ref))
         {
-            // A terminal status is never left and no status moves backwards; setting the
-            // same status again records that the session was looked at.
-            if !session.status.is_terminal() && session_rank(status) >= session_rank(session.status)
-            {
+            // Setting the same status again records that the session was looked at.
+            if rules::session_may_move(session.status, status) {
                 session.status = status;
                 session.updated_at_ms = now;
             }
@@ -442,6 +428,136 @@ impl Store for MemStore {
         Ok(quiet)
     }
 
+    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let mut found: Vec<Session> = s
+            .sessions
+            .values()
+            .filter(|x| x.cart_id == cart_id)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.provider.cmp(&b.provider));
+        Ok(found)
+    }
+
+    async fn schedule_sync(
+        &self,
+        sync: PendingSync,
+        job: NewJob,
+        delay: Duration,
+    ) -> Result<SyncScheduled, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let key = (sync.cart_id, sync.provider.clone());
+        if !s.sessions.contains_key(&key) {
+            return Ok(SyncScheduled::NoSession);
+        }
+        let now = s.now();
+        let row = s.syncs.get(&key).cloned().unwrap_or_default();
+        let newest = row.job_id.and_then(|id| {
+            s.jobs.get(&id).map(|r| {
+                let leased = r.lease.as_ref().is_some_and(|(_, until)| *until >= now);
+                SyncJobState::of(id, r.job.state, leased)
+            })
+        });
+        let decision = decide_sync(
+            &sync.hash,
+            row.synced_hash.as_deref(),
+            row.pending_hash.as_deref(),
+            newest,
+        );
+        let entry = s.syncs.entry(key.clone()).or_default();
+        entry.pending_hash = Some(sync.hash);
+        entry.pending_payload = Some(sync.payload);
+        entry.pending_cart = Some(sync.cart);
+        Ok(match decision {
+            SyncDecision::Unchanged => SyncScheduled::Unchanged,
+            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
+            SyncDecision::Schedule => {
+                entry.seq += 1;
+                let seq = entry.seq;
+                let job = NewJob {
+                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
+                    ..job
+                };
+                let due = now.saturating_add(ms(delay));
+                let id = match s.enqueue_due(job, due) {
+                    Enqueued::New(id) => id,
+                    Enqueued::Duplicate(id) => {
+                        return Err(StoreError::Backend(format!(
+                            "sync job key of job {id} exists already"
+                        )))
+                    }
+                };
+                if let Some(entry) = s.syncs.get_mut(&key) {
+                    entry.job_id = Some(id);
+                }
+                SyncScheduled::Scheduled(id)
+            }
+        })
+    }
+
+    async fn session_sync(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+    ) -> Result<Option<SessionSync>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.sync_view(&(cart_id, provider.to_string())))
+    }
+
+    async fn mark_synced(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let key = (cart_id, provider.to_string());
+        if s.sessions.contains_key(&key) {
+            s.syncs.entry(key).or_default().synced_hash = Some(hash.to_string());
+        }
+        Ok(())
+    }
+
+    async fn flag_session(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let key = (cart_id, provider.to_string());
+        if s.sessions.contains_key(&key) {
+            let row = s.syncs.entry(key).or_default();
+            row.attention = Some(reason.to_string());
+            row.attention_at_ms = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let mut flagged: Vec<SessionSync> = s
+            .syncs
+            .iter()
+            .filter(|(_, row)| row.attention.is_some())
+            .filter_map(|(key, _)| s.sync_view(key))
+            .collect();
+        flagged.sort_by_key(|x| std::cmp::Reverse(x.attention_at_ms));
+        flagged.truncate(limit as usize);
+        Ok(flagged)
+    }
+}
+
+#[async_trait]
+impl Completions for MemStore {
     async fn completion(
         &self,
         provider: &str,
@@ -457,63 +573,56 @@ impl Store for MemStore {
     async fn advance_completion(&self, update: CompletionUpdate) -> Result<Completion, StoreError> {
         let mut s = self.state.lock();
         s.check()?;
+        let key = (update.provider.clone(), update.psp_ref.clone());
+        let stored = s.completions.get(&key).map(|r| r.completion.clone());
+        let fields = stored.as_ref().map(|c| CompletionFields {
+            state: c.state,
+            payment_id: c.payment_id,
+            reason: c.reason.clone(),
+        });
+        let (fields, state_changed) = match rules::advance_completion(fields.as_ref(), &update) {
+            CompletionChange::Keep => {
+                return stored.ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "completion {} {}",
+                        update.provider, update.psp_ref
+                    ))
+                })
+            }
+            CompletionChange::Write {
+                fields,
+                state_changed,
+            } => (fields, state_changed),
+        };
         let now = s.now();
         s.seq += 1;
         let seq = s.seq;
-        let key = (update.provider.clone(), update.psp_ref.clone());
-        let transition = CompletionTransition {
-            state: update.state,
-            reason: update.reason.clone(),
-            at_ms: now,
+        let completion = Completion {
+            cart_id: stored.map_or(update.cart_id, |c| c.cart_id),
+            provider: update.provider,
+            psp_ref: update.psp_ref,
+            state: fields.state,
+            payment_id: fields.payment_id,
+            reason: fields.reason,
+            updated_at_ms: now,
         };
-        let Some(row) = s.completions.get_mut(&key) else {
+        if state_changed {
             s.completion_history
                 .entry(key.clone())
                 .or_default()
-                .push(transition);
-            let completion = Completion {
-                provider: update.provider,
-                psp_ref: update.psp_ref,
-                cart_id: update.cart_id,
-                state: update.state,
-                payment_id: update.payment_id,
-                reason: update.reason,
-                updated_at_ms: now,
-            };
-            s.completions.insert(
-                key,
-                CompletionRow {
-                    completion: completion.clone(),
-                    seq,
-                },
-            );
-            return Ok(completion);
-        };
-        let stored = &mut row.completion;
-        // Forward only, and the first final state wins: a final record never changes (but
-        // for a completed cart found underpaid), a lower state changes nothing, the same
-        // state may fill in details.
-        let moves = stored.state.may_become(update.state)
-            || (!stored.state.is_final() && update.state == stored.state);
-        let state_changed = moves && stored.state != update.state;
-        if moves {
-            stored.state = update.state;
-            if update.payment_id.is_some() {
-                stored.payment_id = update.payment_id;
-            }
-            if update.reason.is_some() {
-                stored.reason = update.reason;
-            }
-            stored.updated_at_ms = now;
-            row.seq = seq;
+                .push(CompletionTransition {
+                    state: completion.state,
+                    reason: update.reason,
+                    at_ms: now,
+                });
         }
-        let completion = row.completion.clone();
-        if state_changed {
-            s.completion_history
-                .entry(key)
-                .or_default()
-                .push(transition);
-        }
+        s.completions.insert(
+            key,
+            CompletionRow {
+                completion: completion.clone(),
+                seq,
+            },
+        );
         Ok(completion)
     }
 
@@ -535,6 +644,19 @@ impl Store for MemStore {
             .take(limit as usize)
             .map(|r| r.completion.clone())
             .collect())
+    }
+
+    async fn completion_history(
+        &self,
+        provider: &str,
+        psp_ref: &str,
+    ) -> Result<Vec<CompletionTransition>, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        Ok(s.completion_history
+            .get(&(provider.to_string(), psp_ref.to_string()))
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn cart_claim(&self, cart_id: Uuid) -> Result<Option<CartClaim>, StoreError> {
@@ -559,7 +681,10 @@ impl Store for MemStore {
             })
             .clone())
     }
+}
 
+#[async_trait]
+impl Jobs for MemStore {
     async fn enqueue(&self, job: NewJob) -> Result<Enqueued, StoreError> {
         let mut s = self.state.lock();
         s.check()?;
@@ -764,147 +889,10 @@ impl Store for MemStore {
         }
         Ok(by_kind.into_values().collect())
     }
+}
 
-    async fn completion_history(
-        &self,
-        provider: &str,
-        psp_ref: &str,
-    ) -> Result<Vec<CompletionTransition>, StoreError> {
-        let mut s = self.state.lock();
-        s.check()?;
-        Ok(s.completion_history
-            .get(&(provider.to_string(), psp_ref.to_string()))
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    async fn sessions_of_cart(&self, cart_id: Uuid) -> Result<Vec<Session>, StoreError> {
-        let mut s = self.state.lock();
-        s.check()?;
-        let mut found: Vec<Session> = s
-            .sessions
-            .values()
-            .filter(|x| x.cart_id == cart_id)
-            .cloned()
-            .collect();
-        found.sort_by(|a, b| a.provider.cmp(&b.provider));
-        Ok(found)
-    }
-
-    async fn schedule_sync(
-        &self,
-        sync: PendingSync,
-        job: NewJob,
-        delay: Duration,
-    ) -> Result<SyncScheduled, StoreError> {
-        let mut s = self.state.lock();
-        s.check()?;
-        let key = (sync.cart_id, sync.provider.clone());
-        if !s.sessions.contains_key(&key) {
-            return Ok(SyncScheduled::NoSession);
-        }
-        let now = s.now();
-        let row = s.syncs.get(&key).cloned().unwrap_or_default();
-        let newest = row.job_id.and_then(|id| {
-            s.jobs.get(&id).map(|r| {
-                let leased = r.lease.as_ref().is_some_and(|(_, until)| *until >= now);
-                SyncJobState::of(id, r.job.state, leased)
-            })
-        });
-        let decision = decide_sync(
-            &sync.hash,
-            row.synced_hash.as_deref(),
-            row.pending_hash.as_deref(),
-            newest,
-        );
-        let entry = s.syncs.entry(key.clone()).or_default();
-        entry.pending_hash = Some(sync.hash);
-        entry.pending_payload = Some(sync.payload);
-        entry.pending_cart = Some(sync.cart);
-        Ok(match decision {
-            SyncDecision::Unchanged => SyncScheduled::Unchanged,
-            SyncDecision::Coalesced(id) => SyncScheduled::Coalesced(id),
-            SyncDecision::Schedule => {
-                entry.seq += 1;
-                let seq = entry.seq;
-                let job = NewJob {
-                    dedupe_key: format!("{}:{seq}", job.dedupe_key),
-                    ..job
-                };
-                let due = now.saturating_add(ms(delay));
-                let id = match s.enqueue_due(job, due) {
-                    Enqueued::New(id) => id,
-                    Enqueued::Duplicate(id) => {
-                        return Err(StoreError::Backend(format!(
-                            "sync job key of job {id} exists already"
-                        )))
-                    }
-                };
-                if let Some(entry) = s.syncs.get_mut(&key) {
-                    entry.job_id = Some(id);
-                }
-                SyncScheduled::Scheduled(id)
-            }
-        })
-    }
-
-    async fn session_sync(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-    ) -> Result<Option<SessionSync>, StoreError> {
-        let mut s = self.state.lock();
-        s.check()?;
-        Ok(s.sync_view(&(cart_id, provider.to_string())))
-    }
-
-    async fn mark_synced(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        hash: &str,
-    ) -> Result<(), StoreError> {
-        let mut s = self.state.lock();
-        s.check()?;
-        let key = (cart_id, provider.to_string());
-        if s.sessions.contains_key(&key) {
-            s.syncs.entry(key).or_default().synced_hash = Some(hash.to_string());
-        }
-        Ok(())
-    }
-
-    async fn flag_session(
-        &self,
-        cart_id: Uuid,
-        provider: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let mut s = self.state.lock();
-        s.check()?;
-        let now = s.now();
-        let key = (cart_id, provider.to_string());
-        if s.sessions.contains_key(&key) {
-            let row = s.syncs.entry(key).or_default();
-            row.attention = Some(reason.to_string());
-            row.attention_at_ms = Some(now);
-        }
-        Ok(())
-    }
-
-    async fn flagged_sessions(&self, limit: u32) -> Result<Vec<SessionSync>, StoreError> {
-        let mut s = self.state.lock();
-        s.check()?;
-        let mut flagged: Vec<SessionSync> = s
-            .syncs
-            .iter()
-            .filter(|(_, row)| row.attention.is_some())
-            .filter_map(|(key, _)| s.sync_view(key))
-            .collect();
-        flagged.sort_by_key(|x| std::cmp::Reverse(x.attention_at_ms));
-        flagged.truncate(limit as usize);
-        Ok(flagged)
-    }
-
+#[async_trait]
+impl Readiness for MemStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.state.lock().check()
     }

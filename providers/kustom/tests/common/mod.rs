@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use kustom::{FakeConfig, FakeKustom, KustomProvider, PushSchedule};
-use psp_core::ports::Store;
+use psp_core::ports::Sessions;
 use psp_core::{
     CartItem, CartState, CheckoutRequest, CheckoutSession, Completer, CompletionOutcome, EventKind,
     Provider, ProviderServices, RenderedCart, WebhookDelivery,
