@@ -1,30 +1,20 @@
 //! Rows to domain types. A row that does not decode (an unknown state name, a malformed
 //! UUID) is reported as a backend error naming the column, never silently defaulted.
 //!
-//! Both backends store the same column types (TEXT, BIGINT, BLOB/BYTEA), so this one file
-//! is compiled once per backend (`#[path]` from `sqlite` and `postgres`), each time against
-//! the `Db` and `DbRow` its parent module names.
+//! Both backends store the same column types (TEXT, BIGINT, BLOB/BYTEA), so each decoder is
+//! one generic function over the row of any [`SqlDb`](crate::db::SqlDb).
 
 use psp_core::ports::{
     CartClaim, Completion, CompletionState, CompletionTransition, Job, JobEvent, JobState,
     PendingJobs, Session, SessionStatus, SessionSync, StoreError,
 };
-use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Db, DbRow};
+use crate::db::{Column, SqlRow};
 use crate::StoredWebhook;
 
-/// Maps a database error to the store's error.
-pub(crate) fn db(err: sqlx::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
-}
-
-fn get<'r, T>(row: &'r DbRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
-{
-    row.try_get(column).map_err(db)
+fn get<T: Column>(row: &impl SqlRow, column: &str) -> Result<T, StoreError> {
+    row.col(column)
 }
 
 fn corrupt(column: &str, value: &str) -> StoreError {
@@ -37,13 +27,13 @@ fn uuid(column: &str, value: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(value).map_err(|_| corrupt(column, value))
 }
 
-fn opt_uuid(row: &DbRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+fn opt_uuid(row: &impl SqlRow, column: &str) -> Result<Option<Uuid>, StoreError> {
     get::<Option<String>>(row, column)?
         .map(|v| uuid(column, &v))
         .transpose()
 }
 
-fn count(row: &DbRow, column: &str) -> Result<u32, StoreError> {
+fn count(row: &impl SqlRow, column: &str) -> Result<u32, StoreError> {
     let value: i64 = get(row, column)?;
     u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
 }
@@ -56,7 +46,7 @@ fn completion_state(value: &str) -> Result<CompletionState, StoreError> {
     CompletionState::parse(value).ok_or_else(|| corrupt("state", value))
 }
 
-pub(crate) fn session(row: &DbRow) -> Result<Session, StoreError> {
+pub(crate) fn session(row: &impl SqlRow) -> Result<Session, StoreError> {
     let status: String = get(row, "status")?;
     Ok(Session {
         cart_id: uuid("cart_id", &get::<String>(row, "cart_id")?)?,
@@ -73,7 +63,7 @@ pub(crate) fn session(row: &DbRow) -> Result<Session, StoreError> {
     })
 }
 
-pub(crate) fn session_sync(row: &DbRow) -> Result<SessionSync, StoreError> {
+pub(crate) fn session_sync(row: &impl SqlRow) -> Result<SessionSync, StoreError> {
     let opt_json = |column: &str| -> Result<Option<serde_json::Value>, StoreError> {
         get::<Option<String>>(row, column)?
             .map(|v| json(column, &v))
@@ -91,7 +81,7 @@ pub(crate) fn session_sync(row: &DbRow) -> Result<SessionSync, StoreError> {
     })
 }
 
-pub(crate) fn job_event(row: &DbRow) -> Result<JobEvent, StoreError> {
+pub(crate) fn job_event(row: &impl SqlRow) -> Result<JobEvent, StoreError> {
     Ok(JobEvent {
         event: get(row, "event")?,
         attempt: count(row, "attempt")?,
@@ -100,7 +90,7 @@ pub(crate) fn job_event(row: &DbRow) -> Result<JobEvent, StoreError> {
     })
 }
 
-pub(crate) fn pending_jobs(row: &DbRow) -> Result<PendingJobs, StoreError> {
+pub(crate) fn pending_jobs(row: &impl SqlRow) -> Result<PendingJobs, StoreError> {
     let count: i64 = get(row, "count")?;
     Ok(PendingJobs {
         kind: get(row, "kind")?,
@@ -109,7 +99,7 @@ pub(crate) fn pending_jobs(row: &DbRow) -> Result<PendingJobs, StoreError> {
     })
 }
 
-pub(crate) fn completion(row: &DbRow) -> Result<Completion, StoreError> {
+pub(crate) fn completion(row: &impl SqlRow) -> Result<Completion, StoreError> {
     Ok(Completion {
         provider: get(row, "provider")?,
         psp_ref: get(row, "psp_ref")?,
@@ -121,7 +111,7 @@ pub(crate) fn completion(row: &DbRow) -> Result<Completion, StoreError> {
     })
 }
 
-pub(crate) fn transition(row: &DbRow) -> Result<CompletionTransition, StoreError> {
+pub(crate) fn transition(row: &impl SqlRow) -> Result<CompletionTransition, StoreError> {
     Ok(CompletionTransition {
         state: completion_state(&get::<String>(row, "state")?)?,
         reason: get(row, "reason")?,
@@ -129,14 +119,14 @@ pub(crate) fn transition(row: &DbRow) -> Result<CompletionTransition, StoreError
     })
 }
 
-pub(crate) fn claim(row: &DbRow) -> Result<CartClaim, StoreError> {
+pub(crate) fn claim(row: &impl SqlRow) -> Result<CartClaim, StoreError> {
     Ok(CartClaim {
         provider: get(row, "provider")?,
         psp_ref: get(row, "psp_ref")?,
     })
 }
 
-pub(crate) fn job(row: &DbRow) -> Result<Job, StoreError> {
+pub(crate) fn job(row: &impl SqlRow) -> Result<Job, StoreError> {
     let state: String = get(row, "state")?;
     Ok(Job {
         id: get(row, "id")?,
@@ -153,7 +143,7 @@ pub(crate) fn job(row: &DbRow) -> Result<Job, StoreError> {
     })
 }
 
-pub(crate) fn webhook(row: &DbRow) -> Result<StoredWebhook, StoreError> {
+pub(crate) fn webhook(row: &impl SqlRow) -> Result<StoredWebhook, StoreError> {
     Ok(StoredWebhook {
         id: get(row, "id")?,
         provider: get(row, "provider")?,

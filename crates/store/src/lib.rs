@@ -1,22 +1,30 @@
 //! The durable state of the gateway: the webhook inbox, checkout sessions, completion
-//! records, cart claims and jobs, behind `psp_core::ports::Store`.
+//! records, cart claims and jobs, behind the roles of `psp_core::ports::Store`.
 //!
 //! SQLite is the embedded default ([`SqliteStore`]); PostgreSQL ([`PgStore`]) is the store
 //! that several gateway replicas share. [`open_store`] picks the backend from the URL
 //! scheme, so the gateway never names one.
 //!
-//! Architecture invariant: the SQL text lives in one module per table (`sql::*`) and is
-//! portable SQL that both backends run (PostgreSQL's few differences are in
-//! `postgres::sql`); the rules that decide what to write (a
-//! completion only moves forward, a session never leaves a terminal status) live in
-//! `rules`, apart from any database, so that every backend applies the same ones.
+//! Architecture invariant: both are one implementation, [`SqlStore`] (`engine`), generic
+//! over a [`Dialect`] that holds what really differs: how the database is opened and its
+//! webhooks written (`sqlite::writer`, `postgres::writer`), how a write transaction begins,
+//! how the rows a decision reads are locked, and how jobs are leased. The SQL text lives in
+//! one module per table (`sql::*`) and is portable SQL that both run (PostgreSQL's own
+//! statements are in `postgres::sql`); the rules that decide what to write (a completion
+//! only moves forward, a session never leaves a terminal status) are the core's
+//! (`psp_core::ports::rules`), which every implementation of the store applies.
 //!
 //! Architecture invariant: a successful `record_webhook` means the webhook (and its job)
 //! has been committed with `synchronous=FULL` (SQLite) or `synchronous_commit=on`
-//! (PostgreSQL), i.e. flushed to disk. The PSP is answered 2xx only
-//! after that, so an answered webhook survives a crash or power loss.
+//! (PostgreSQL), i.e. flushed to disk. The PSP is answered 2xx only after that, so an
+//! answered webhook survives a crash or power loss.
 
 mod clock;
+mod db;
+mod decode;
+mod dialect;
+mod engine;
+mod group_commit;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -25,8 +33,10 @@ use std::sync::Arc;
 
 use psp_core::ports::{Store, StoreError};
 
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use dialect::{Dialect, Opened};
+pub use engine::SqlStore;
+pub use postgres::{PgStore, Postgres};
+pub use sqlite::{Sqlite, SqliteStore};
 
 /// A recorded webhook as it was received.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,6 +40,15 @@ pub enum CompletionChange {
     },
 }
 
+/// The fields of a record that `update` creates (there was none).
+pub fn completion_created(update: &CompletionUpdate) -> CompletionFields {
+    CompletionFields {
+        state: update.state,
+        payment_id: update.payment_id,
+        reason: update.reason.clone(),
+    }
+}
+
 /// Applies `update` to the stored record, if any.
 ///
 /// The state only moves as [`CompletionState::may_become`] allows. Of two final states the
@@ -55,11 +64,7 @@ pub fn advance_completion(
 ) -> CompletionChange {
     let Some(stored) = stored else {
         return CompletionChange::Write {
-            fields: CompletionFields {
-                state: update.state,
-                payment_id: update.payment_id,
-                reason: update.reason.clone(),
-            },
+            fields: completion_created(update),
             state_changed: true,
         };
     };

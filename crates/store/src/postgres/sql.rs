@@ -1,44 +1,7 @@
-//! The SQL that PostgreSQL runs differently from the shared modules in `crate::sql`, all
-//! in one place. Everything else runs the shared text unchanged.
-//!
-//! The differences exist because PostgreSQL runs transactions of several connections
-//! (and of several gateway replicas) at once, where SQLite runs one writer at a time:
-//! reads that decide a write take row locks (`FOR UPDATE`), leasing skips rows another
-//! transaction holds (`SKIP LOCKED`), and the webhook writer inserts a whole batch in one
-//! statement per table.
-
-use std::sync::LazyLock;
-
-use crate::sql::{completions, jobs, sessions};
-
-/// The completion record, locked until the transaction ends, so that two connections
-/// advancing it one after the other each see what the other wrote.
-pub(crate) static COMPLETION_GET_LOCKED: LazyLock<String> =
-    LazyLock::new(|| format!("{} FOR UPDATE", completions::GET));
-
-/// Creates a completion record unless a concurrent transaction just did; `INSERT … ON
-/// CONFLICT` waits for that transaction, so 0 rows means "read it again, locked".
-pub(crate) static COMPLETION_INSERT_IF_ABSENT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{} ON CONFLICT (provider, psp_ref) DO NOTHING",
-        completions::INSERT
-    )
-});
-
-/// What `schedule_sync` decides on, with the session row locked: concurrent mutations of
-/// one session then decide one after the other, and number their sync jobs without gaps
-/// or repeats.
-pub(crate) static SYNC_DECIDE_LOCKED: LazyLock<String> =
-    LazyLock::new(|| format!("{} FOR UPDATE", sessions::SYNC_DECIDE));
-
-/// Whether the session's newest sync job is running, with its row locked. A worker's
-/// lease of that job (an UPDATE of the row) then commits either before this read (which
-/// sees it running and schedules a new job) or after `schedule_sync` commits (so the job
-/// reads the payload written here); without the lock the lease could commit between the
-/// read and the commit, and the mutation would join a job that already read an older
-/// payload.
-pub(crate) static STATE_AND_LEASE_LOCKED: LazyLock<String> =
-    LazyLock::new(|| format!("{} FOR UPDATE", jobs::STATE_AND_LEASE));
+//! The SQL that PostgreSQL runs instead of the shared modules in `crate::sql`, all in one
+//! place: its lease (`SKIP LOCKED`, under an advisory lock) and the webhook writer's
+//! batched inserts. Everything else runs the shared text unchanged (with `FOR UPDATE`
+//! appended where a decision reads its rows, `Dialect::LOCK_ROWS`).
 
 /// Serialises `lease_jobs` across the connections and replicas that share one schema, for
 /// the rest of the transaction. Job ids come from a sequence, and a job can commit after a

@@ -8,20 +8,23 @@ macro_rules! columns {
     };
 }
 
-/// The record of a PSP payment. Run inside the write transaction of `advance_completion`,
-/// which makes the read and the write that follows one atomic step. (PostgreSQL appends
-/// `FOR UPDATE`: see `postgres::sql`.)
+/// The record of a PSP payment. Run inside the write transaction of `advance_completion`
+/// with the dialect's row lock appended, which makes the read and the write that follows
+/// one atomic step.
 pub(crate) const GET: &str = concat!(
     "SELECT ",
     columns!(),
     " FROM completions WHERE provider = $1 AND psp_ref = $2"
 );
 
-/// Creates a record.
+/// Creates a record unless a concurrent transaction just did: with PostgreSQL `INSERT … ON
+/// CONFLICT` waits for that transaction, so 0 rows means "read it again, locked". (SQLite
+/// holds its write lock from the start of the transaction, so no one else can have.)
 pub(crate) const INSERT: &str = "\
     INSERT INTO completions \
         (provider, psp_ref, cart_id, state, payment_id, reason, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+    ON CONFLICT (provider, psp_ref) DO NOTHING";
 
 /// Overwrites the mutable fields of a record.
 pub(crate) const UPDATE: &str = "\

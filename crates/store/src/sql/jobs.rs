@@ -54,7 +54,7 @@ pub(crate) const EXHAUST: &str = "\
     RETURNING id, attempts, last_error";
 
 /// Whether a job exists.
-pub(crate) const EXISTS: &str = "SELECT COUNT(*) FROM jobs WHERE id = $1";
+pub(crate) const EXISTS: &str = "SELECT COUNT(*) AS count FROM jobs WHERE id = $1";
 
 /// Leases up to `$4` jobs to `$1` until `$2`, at time `$3`, in one statement, so that two
 /// gateway processes sharing the database cannot lease the same job.

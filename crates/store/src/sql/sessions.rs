@@ -125,21 +125,39 @@ pub(crate) const QUIET: &str = concat!(
 
 #[cfg(test)]
 mod tests {
-    use psp_core::ports::SessionStatus;
+    use psp_core::ports::rules::{
+        session_may_restart, session_status_after_save, SESSION_STATUSES,
+    };
+
+    // The statements below write a rule of `psp_core::ports::rules` in SQL; these tests
+    // hold the SQL to the rule, so that the SQL stores and `MemStore` cannot drift apart.
 
     #[test]
     fn the_quiet_query_lists_exactly_the_statuses_that_are_not_terminal() {
-        let all = [
-            SessionStatus::Creating,
-            SessionStatus::Open,
-            SessionStatus::Authorized,
-            SessionStatus::Completed,
-            SessionStatus::Failed,
-            SessionStatus::Canceled,
-        ];
-        for status in all {
+        for status in SESSION_STATUSES {
             let listed = super::QUIET.contains(&format!("'{}'", status.as_str()));
             assert_eq!(listed, !status.is_terminal(), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn restarting_lists_exactly_the_statuses_the_rule_restarts() {
+        let (_, list) = super::RESTART
+            .split_once("status IN (")
+            .expect("RESTART tests the status");
+        let (list, _) = list.split_once(')').expect("a closed list");
+        for status in SESSION_STATUSES {
+            let listed = list.contains(&format!("'{}'", status.as_str()));
+            assert_eq!(listed, session_may_restart(status), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn saving_changes_exactly_the_statuses_the_rule_changes() {
+        for status in SESSION_STATUSES {
+            let after = session_status_after_save(status);
+            let case = format!("status = '{}' THEN '{}'", status.as_str(), after.as_str());
+            assert_eq!(super::SAVE.contains(&case), after != status, "{status:?}");
         }
     }
 }
