@@ -229,6 +229,25 @@ pub struct NewWebhook {
     pub job: Option<NewJob>,
 }
 
+/// A recorded webhook as it was received, for inspection and replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWebhook {
+    /// Row id, in order of recording.
+    pub id: i64,
+    /// The provider id.
+    pub provider: String,
+    /// The PSP's event id.
+    pub event_id: String,
+    /// The PSP's event type.
+    pub event_type: String,
+    /// The PSP payment it concerns.
+    pub psp_ref: Option<String>,
+    /// The raw body, byte for byte.
+    pub body: Vec<u8>,
+    /// When it was recorded, unix milliseconds.
+    pub received_at_ms: i64,
+}
+
 /// Whether a webhook was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {

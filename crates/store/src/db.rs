@@ -9,6 +9,7 @@
 //! (TEXT, BIGINT, BLOB/BYTEA).
 
 use std::future::Future;
+use std::pin::Pin;
 
 use psp_core::ports::StoreError;
 use sqlx::query::Query;
@@ -16,6 +17,12 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 
 /// A statement of database `DB` with its arguments.
 pub(crate) type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// A statement running on a connection: sqlx's own boxed future, passed on as it is. (A
+/// future type that depends on the statement's lifetimes would have to be proven `Send`
+/// wherever a concrete store is awaited, which rustc cannot yet do for such lifetimes:
+/// rust-lang/rust#100013.)
+pub(crate) type Pending<'e, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'e>>;
 
 /// Maps a database error to the store's error.
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
@@ -83,23 +90,26 @@ pub trait SqlDb: Database {
     /// Binds one argument.
     fn bind<'q>(statement: Statement<'q, Self>, arg: Arg<'q>) -> Statement<'q, Self>;
 
-    /// Runs a statement; the number of rows it changed.
+    /// Runs a statement.
     fn execute<'e, 'q: 'e>(
         conn: &'e mut Self::Connection,
         statement: Statement<'q, Self>,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'e;
+    ) -> Pending<'e, Self::QueryResult>;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// Runs a query; every row.
     fn fetch_all<'e, 'q: 'e>(
         conn: &'e mut Self::Connection,
         statement: Statement<'q, Self>,
-    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'e;
+    ) -> Pending<'e, Vec<Self::Row>>;
 
     /// Runs a query; its first row, if any.
     fn fetch_optional<'e, 'q: 'e>(
         conn: &'e mut Self::Connection,
         statement: Statement<'q, Self>,
-    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'e;
+    ) -> Pending<'e, Option<Self::Row>>;
 
     /// A BIGINT column (or NULL).
     fn int(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error>;
@@ -135,22 +145,25 @@ where
     fn execute<'e, 'q: 'e>(
         conn: &'e mut Self::Connection,
         statement: Statement<'q, Self>,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'e {
-        let done = conn.execute(statement);
-        async move { Ok(done.await?.rows_affected()) }
+    ) -> Pending<'e, Self::QueryResult> {
+        conn.execute(statement)
+    }
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
     }
 
     fn fetch_all<'e, 'q: 'e>(
         conn: &'e mut Self::Connection,
         statement: Statement<'q, Self>,
-    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'e {
+    ) -> Pending<'e, Vec<Self::Row>> {
         conn.fetch_all(statement)
     }
 
     fn fetch_optional<'e, 'q: 'e>(
         conn: &'e mut Self::Connection,
         statement: Statement<'q, Self>,
-    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'e {
+    ) -> Pending<'e, Option<Self::Row>> {
         conn.fetch_optional(statement)
     }
 

@@ -38,24 +38,8 @@ pub use engine::SqlStore;
 pub use postgres::{PgStore, Postgres};
 pub use sqlite::{Sqlite, SqliteStore};
 
-/// A recorded webhook as it was received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredWebhook {
-    /// Row id, in order of recording.
-    pub id: i64,
-    /// The provider id.
-    pub provider: String,
-    /// The PSP's event id.
-    pub event_id: String,
-    /// The PSP's event type.
-    pub event_type: String,
-    /// The PSP payment it concerns.
-    pub psp_ref: Option<String>,
-    /// The raw body, byte for byte.
-    pub body: Vec<u8>,
-    /// When it was recorded, unix milliseconds.
-    pub received_at_ms: i64,
-}
+/// A recorded webhook as it was received (part of the store's port).
+pub use psp_core::ports::StoredWebhook;
 
 /// One state change of a completion record (now part of the `Store` port).
 pub use psp_core::ports::CompletionTransition;

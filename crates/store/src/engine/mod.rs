@@ -63,7 +63,8 @@ async fn execute<DB: SqlDb>(
     conn: &mut DB::Connection,
     statement: Statement<'_, DB>,
 ) -> Result<u64, StoreError> {
-    DB::execute(conn, statement).await.map_err(db)
+    let done = DB::execute(conn, statement).await.map_err(db)?;
+    Ok(DB::rows_affected(&done))
 }
 
 /// Runs a query on a connection; every row.

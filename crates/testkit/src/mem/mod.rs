@@ -9,4 +9,5 @@ mod hantera;
 mod store;
 
 pub use hantera::{Call, CallRecord, Hold, MemAuthorization, MemHantera, MemPayment, Op};
-pub use store::{MemStore, StoredWebhook};
+pub use psp_core::ports::StoredWebhook;
+pub use store::MemStore;

@@ -14,27 +14,10 @@ use psp_core::ports::{
     decide_sync, CartClaim, Completion, CompletionState, CompletionTransition, CompletionUpdate,
     Completions, Enqueued, Inbox, Job, JobEvent, JobResult, JobState, Jobs, NewJob, NewWebhook,
     PendingJobs, PendingSync, Readiness, Recorded, Session, SessionStatus, SessionSync, Sessions,
-    StoreError, SyncDecision, SyncJobState, SyncScheduled,
+    StoreError, StoredWebhook, SyncDecision, SyncJobState, SyncScheduled,
 };
 use psp_core::Money;
 use uuid::Uuid;
-
-/// A webhook as recorded.
-#[derive(Debug, Clone)]
-pub struct StoredWebhook {
-    /// The provider id.
-    pub provider: String,
-    /// The PSP's event id.
-    pub event_id: String,
-    /// The PSP's event type.
-    pub event_type: String,
-    /// The PSP payment it concerns.
-    pub psp_ref: Option<String>,
-    /// The raw body.
-    pub body: Vec<u8>,
-    /// When it was recorded, unix milliseconds.
-    pub received_at_ms: i64,
-}
 
 #[derive(Debug, Clone)]
 struct JobRow {
@@ -267,7 +250,9 @@ impl Inbox for MemStore {
         }
         let now = s.now();
         s.webhook_keys.insert(key);
+        let id = s.webhooks.len() as i64 + 1;
         s.webhooks.push(StoredWebhook {
+            id,
             provider: webhook.provider,
             event_id: webhook.event_id,
             event_type: webhook.event_type,

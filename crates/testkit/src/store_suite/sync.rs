@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use crate::common::Backend;
-use crate::common::{cart, job, sek, store};
+use super::{cart, job, sek, Backend};
 use psp_core::ports::{Enqueued, JobResult, Jobs, NewJob, PendingSync, Sessions, SyncScheduled};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);
 
-async fn open_session(store: &Backend, n: u128, provider: &str) {
+async fn open_session(store: &impl Sessions, n: u128, provider: &str) {
     store
         .reserve_session(cart(n), provider, "key")
         .await
@@ -47,9 +46,10 @@ fn sync_job(n: u128) -> NewJob {
     }
 }
 
-#[tokio::test]
-async fn mutations_while_a_sync_job_waits_join_it_and_the_job_reads_the_latest_payload() {
-    let (_db, store) = store().await;
+pub async fn mutations_while_a_sync_job_waits_join_it_and_the_job_reads_the_latest_payload<
+    B: Backend,
+>() {
+    let (_db, store) = B::fresh().await;
     open_session(&store, 1, "mock").await;
     store.mark_synced(cart(1), "mock", "h0").await.unwrap();
 
@@ -82,9 +82,8 @@ async fn mutations_while_a_sync_job_waits_join_it_and_the_job_reads_the_latest_p
     assert_eq!(job.dedupe_key, format!("sync:mock:{}:1", cart(1)));
 }
 
-#[tokio::test]
-async fn a_mutation_during_a_running_sync_gets_a_job_of_its_own() {
-    let (_db, store) = store().await;
+pub async fn a_mutation_during_a_running_sync_gets_a_job_of_its_own<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     open_session(&store, 1, "mock").await;
     let SyncScheduled::Scheduled(first) = store
         .schedule_sync(pending(1, "h1"), sync_job(1), Duration::ZERO)
@@ -130,9 +129,8 @@ async fn a_mutation_during_a_running_sync_gets_a_job_of_its_own() {
     assert_eq!(next[0].id, second);
 }
 
-#[tokio::test]
-async fn a_payload_the_psp_holds_schedules_nothing_and_a_delay_defers_the_job() {
-    let (_db, store) = store().await;
+pub async fn a_payload_the_psp_holds_schedules_nothing_and_a_delay_defers_the_job<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     open_session(&store, 1, "mock").await;
     store.mark_synced(cart(1), "mock", "h1").await.unwrap();
     assert_eq!(
@@ -160,9 +158,10 @@ async fn a_payload_the_psp_holds_schedules_nothing_and_a_delay_defers_the_job() 
     );
 }
 
-#[tokio::test]
-async fn sessions_of_a_cart_are_listed_by_provider_and_can_be_flagged_for_a_person() {
-    let (_db, store) = store().await;
+pub async fn sessions_of_a_cart_are_listed_by_provider_and_can_be_flagged_for_a_person<
+    B: Backend,
+>() {
+    let (_db, store) = B::fresh().await;
     open_session(&store, 1, "stripe").await;
     open_session(&store, 1, "mock").await;
     open_session(&store, 2, "mock").await;
@@ -190,9 +189,8 @@ async fn sessions_of_a_cart_are_listed_by_provider_and_can_be_flagged_for_a_pers
     assert!(flagged[0].attention_at_ms.is_some());
 }
 
-#[tokio::test]
-async fn a_job_keeps_its_history_and_its_progress_only_under_its_lease() {
-    let (_db, store) = store().await;
+pub async fn a_job_keeps_its_history_and_its_progress_only_under_its_lease<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let Enqueued::New(id) = store
         .enqueue(job("capture", "capture:1", None))
         .await
@@ -261,9 +259,8 @@ async fn a_job_keeps_its_history_and_its_progress_only_under_its_lease() {
     assert!(store.job_by_key("capture:2").await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn pending_jobs_are_counted_per_kind_with_their_oldest() {
-    let (_db, store) = store().await;
+pub async fn pending_jobs_are_counted_per_kind_with_their_oldest<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store.enqueue(job("capture", "c1", None)).await.unwrap();
     store.enqueue(job("capture", "c2", None)).await.unwrap();
     let Enqueued::New(done) = store.enqueue(job("sync", "s1", None)).await.unwrap() else {

@@ -4,20 +4,17 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::common::Backend;
-use crate::common::{job, persistent, store, webhook};
-use psp_core::ports::{Inbox, JobState, Jobs, Recorded};
+use super::{job, webhook, Backend, Persistent};
+use psp_core::ports::{Inbox, JobState, Jobs, Recorded, Store};
 
-#[tokio::test]
-async fn a_new_webhook_is_stored_as_received_together_with_its_job() {
-    let (_db, store) = store().await;
+pub async fn a_new_webhook_is_stored_as_received_together_with_its_job<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let hook = webhook("evt_1", Some(job("complete", "complete:mock:pay_1", None)));
     let body = hook.body.clone();
 
     assert_eq!(store.record_webhook(hook).await.unwrap(), Recorded::New);
 
-    let stored = store
-        .webhook("mock", "evt_1")
+    let stored = B::webhook(&store, "mock", "evt_1")
         .await
         .unwrap()
         .expect("stored");
@@ -30,9 +27,8 @@ async fn a_new_webhook_is_stored_as_received_together_with_its_job() {
     assert_eq!(jobs[0].dedupe_key, "complete:mock:pay_1");
 }
 
-#[tokio::test]
-async fn a_duplicate_webhook_adds_nothing_not_even_its_job() {
-    let (_db, store) = store().await;
+pub async fn a_duplicate_webhook_adds_nothing_not_even_its_job<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let first = webhook("evt_1", Some(job("complete", "first", None)));
     // The resend carries a job with another key: if the duplicate were not recognised, a
     // second job would appear.
@@ -52,16 +48,15 @@ async fn a_duplicate_webhook_adds_nothing_not_even_its_job() {
             .collect::<Vec<_>>(),
         ["first"]
     );
-    let stored = store.webhook("mock", "evt_1").await.unwrap().unwrap();
+    let stored = B::webhook(&store, "mock", "evt_1").await.unwrap().unwrap();
     assert_ne!(
         stored.body, b"a different body",
         "the first delivery is kept"
     );
 }
 
-#[tokio::test]
-async fn a_webhook_without_a_job_enqueues_nothing() {
-    let (_db, store) = store().await;
+pub async fn a_webhook_without_a_job_enqueues_nothing<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     assert_eq!(
         store.record_webhook(webhook("evt_1", None)).await.unwrap(),
         Recorded::New
@@ -73,9 +68,8 @@ async fn a_webhook_without_a_job_enqueues_nothing() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn the_same_event_id_at_another_provider_is_another_webhook() {
-    let (_db, store) = store().await;
+pub async fn the_same_event_id_at_another_provider_is_another_webhook<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let mut other = webhook("evt_1", None);
     other.provider = "stripe".into();
     assert_eq!(
@@ -85,9 +79,8 @@ async fn the_same_event_id_at_another_provider_is_another_webhook() {
     assert_eq!(store.record_webhook(other).await.unwrap(), Recorded::New);
 }
 
-#[tokio::test]
-async fn a_new_webhook_whose_job_key_exists_is_new_and_keeps_the_existing_job() {
-    let (_db, store) = store().await;
+pub async fn a_new_webhook_whose_job_key_exists_is_new_and_keeps_the_existing_job<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let a = webhook("evt_a", Some(job("complete", "complete:mock:pay", None)));
     let b = webhook("evt_b", Some(job("complete", "complete:mock:pay", None)));
     assert_eq!(store.record_webhook(a).await.unwrap(), Recorded::New);
@@ -98,7 +91,7 @@ async fn a_new_webhook_whose_job_key_exists_is_new_and_keeps_the_existing_job() 
 /// Records 200 deliveries of 100 events, all at once, and checks that each event was
 /// recorded once. Every delivery carries a job with its own key, so a duplicate that
 /// slipped through would show up as an extra job.
-async fn deliver_concurrently(store: &Arc<Backend>) {
+async fn deliver_concurrently(store: &Arc<impl Store>) {
     let mut tasks = tokio::task::JoinSet::new();
     for call in 0..200 {
         let store = store.clone();
@@ -124,62 +117,62 @@ async fn deliver_concurrently(store: &Arc<Backend>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_deliveries_record_each_event_once() {
-    let (_db, store) = store().await;
+pub async fn concurrent_deliveries_record_each_event_once<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     deliver_concurrently(&Arc::new(store)).await;
 }
 
-persistent! {
-    use crate::common::TempDb;
+pub async fn concurrent_deliveries_record_each_event_once_and_survive_reopening<B: Persistent>() {
+    let db = B::new_db();
+    let store = Arc::new(B::open(&db).await);
+    deliver_concurrently(&store).await;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_deliveries_record_each_event_once_and_survive_reopening() {
-        let db = TempDb::new();
-        let store = Arc::new(db.open().await);
-        deliver_concurrently(&store).await;
-
-        store.close().await;
-        drop(store);
-        let reopened = db.open().await;
-        for event in 0..100 {
-            let id = format!("evt_{event}");
-            assert!(
-                reopened.webhook("mock", &id).await.unwrap().is_some(),
-                "{id} lost"
-            );
-        }
-        assert_eq!(
-            reopened
-                .jobs_in(JobState::Pending, 1000)
-                .await
-                .unwrap()
-                .len(),
-            100
+    B::close(&store).await;
+    drop(store);
+    let reopened = B::open(&db).await;
+    for event in 0..100 {
+        let id = format!("evt_{event}");
+        assert!(
+            B::webhook(&reopened, "mock", &id).await.unwrap().is_some(),
+            "{id} lost"
         );
     }
+    assert_eq!(
+        reopened
+            .jobs_in(JobState::Pending, 1000)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+}
 
-    #[tokio::test]
-    async fn an_answered_webhook_is_on_disk_even_if_the_store_is_dropped_without_closing() {
-        let db = TempDb::new();
-        let store = db.open().await;
-        store.record_webhook(webhook("evt_1", None)).await.unwrap();
-        drop(store);
+pub async fn an_answered_webhook_is_on_disk_even_if_the_store_is_dropped_without_closing<
+    B: Persistent,
+>() {
+    let db = B::new_db();
+    let store = B::open(&db).await;
+    store.record_webhook(webhook("evt_1", None)).await.unwrap();
+    drop(store);
 
-        let reopened = db.open().await;
-        assert!(reopened.webhook("mock", "evt_1").await.unwrap().is_some());
-    }
+    let reopened = B::open(&db).await;
+    assert!(B::webhook(&reopened, "mock", "evt_1")
+        .await
+        .unwrap()
+        .is_some());
+}
 
-    #[tokio::test]
-    async fn recording_after_close_fails_and_records_nothing() {
-        let db = TempDb::new();
-        let store = db.open().await;
-        store.close().await;
-        assert!(store.record_webhook(webhook("evt_1", None)).await.is_err());
-        // Closing twice is harmless.
-        store.close().await;
+pub async fn recording_after_close_fails_and_records_nothing<B: Persistent>() {
+    let db = B::new_db();
+    let store = B::open(&db).await;
+    B::close(&store).await;
+    assert!(store.record_webhook(webhook("evt_1", None)).await.is_err());
+    // Closing twice is harmless.
+    B::close(&store).await;
 
-        let reopened = db.open().await;
-        assert!(reopened.webhook("mock", "evt_1").await.unwrap().is_none());
-    }
+    let reopened = B::open(&db).await;
+    assert!(B::webhook(&reopened, "mock", "evt_1")
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -1,11 +1,11 @@
 //! Opening the store: URLs, pragmas, migrations, readiness, and what it prints.
 
-mod common;
-
-use common::{webhook, TempDb};
 use psp_core::ports::{Inbox, Readiness, Recorded};
 use sqlx::Connection;
 use store::{open_store, SqliteStore};
+use testkit::store_suite::webhook;
+
+use crate::sqlite::TempDb;
 
 #[tokio::test]
 async fn opening_creates_the_file_and_reopening_keeps_its_schema_and_data() {

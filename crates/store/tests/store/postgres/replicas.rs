@@ -12,7 +12,9 @@ use psp_core::ports::{
 use store::{open_store, PgStore};
 use uuid::Uuid;
 
-use crate::common::{cart, job, webhook, TempDb};
+use testkit::store_suite::{cart, job, next_millisecond, webhook};
+
+use super::TempDb;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -178,7 +180,7 @@ async fn a_lease_that_expired_on_one_replica_is_taken_over_by_another() {
     };
     let leased = first.lease_jobs("a", Duration::ZERO, 1).await.unwrap();
     assert_eq!(leased.len(), 1);
-    crate::common::next_millisecond().await;
+    next_millisecond().await;
     let taken = second.lease_jobs("b", LONG, 1).await.unwrap();
     assert_eq!(taken.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
     assert_eq!(taken[0].attempts, 2);

@@ -3,12 +3,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::common::{cart, store};
+use super::{cart, Backend};
 use psp_core::ports::{CartClaim, Completions};
 
-#[tokio::test]
-async fn the_first_claim_wins_and_later_claims_are_told_the_holder() {
-    let (_db, store) = store().await;
+pub async fn the_first_claim_wins_and_later_claims_are_told_the_holder<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     assert_eq!(store.cart_claim(cart(1)).await.unwrap(), None);
 
     let ours = store.claim_cart(cart(1), "mock", "pay_1").await.unwrap();
@@ -29,9 +28,8 @@ async fn the_first_claim_wins_and_later_claims_are_told_the_holder() {
     assert_eq!(store.cart_claim(cart(2)).await.unwrap(), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_concurrent_claims_leave_one_holder_that_everyone_sees() {
-    let (_db, store) = store().await;
+pub async fn twenty_concurrent_claims_leave_one_holder_that_everyone_sees<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let store = Arc::new(store);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use crate::common::{cart, next_millisecond, sek, store};
+use super::{cart, next_millisecond, sek, Backend};
 use psp_core::ports::{SessionStatus, Sessions, StoreError};
 use serde_json::json;
 
-#[tokio::test]
-async fn reserving_twice_returns_the_first_reservation() {
-    let (_db, store) = store().await;
+pub async fn reserving_twice_returns_the_first_reservation<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let first = store
         .reserve_session(cart(1), "mock", "key-1")
         .await
@@ -29,9 +28,8 @@ async fn reserving_twice_returns_the_first_reservation() {
     assert_eq!(other_provider.idempotency_key, "key-3");
 }
 
-#[tokio::test]
-async fn a_saved_session_is_open_and_holds_what_the_psp_answered() {
-    let (_db, store) = store().await;
+pub async fn a_saved_session_is_open_and_holds_what_the_psp_answered<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .reserve_session(cart(1), "mock", "key-1")
         .await
@@ -64,9 +62,8 @@ async fn a_saved_session_is_open_and_holds_what_the_psp_answered() {
     assert!(store.session(cart(2), "mock").await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn saving_a_session_that_was_never_reserved_is_not_found() {
-    let (_db, store) = store().await;
+pub async fn saving_a_session_that_was_never_reserved_is_not_found<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let err = store
         .save_session(cart(1), "mock", "pay_1", sek(100), &json!({}))
         .await
@@ -74,9 +71,8 @@ async fn saving_a_session_that_was_never_reserved_is_not_found() {
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_terminal_session_status_is_never_left() {
-    let (_db, store) = store().await;
+pub async fn a_terminal_session_status_is_never_left<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .reserve_session(cart(1), "mock", "key-1")
         .await
@@ -112,9 +108,8 @@ async fn a_terminal_session_status_is_never_left() {
     assert_eq!(session.status, SessionStatus::Completed);
 }
 
-#[tokio::test]
-async fn a_session_status_moves_forward_but_not_back() {
-    let (_db, store) = store().await;
+pub async fn a_session_status_moves_forward_but_not_back<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .reserve_session(cart(1), "mock", "key-1")
         .await
@@ -155,18 +150,16 @@ async fn a_session_status_moves_forward_but_not_back() {
     assert_eq!(status().await, SessionStatus::Failed);
 }
 
-#[tokio::test]
-async fn setting_the_status_of_a_payment_without_a_session_is_not_an_error() {
-    let (_db, store) = store().await;
+pub async fn setting_the_status_of_a_payment_without_a_session_is_not_an_error<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .set_session_status("mock", "pay_unknown", SessionStatus::Canceled)
         .await
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_failed_session_restarts_with_a_new_key_and_no_payment() {
-    let (_db, store) = store().await;
+pub async fn a_failed_session_restarts_with_a_new_key_and_no_payment<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .reserve_session(cart(1), "mock", "key-1")
         .await
@@ -200,9 +193,8 @@ async fn a_failed_session_restarts_with_a_new_key_and_no_payment() {
     assert_eq!(session.psp_ref.as_deref(), Some("pay_2"));
 }
 
-#[tokio::test]
-async fn restarting_a_session_that_has_not_ended_changes_nothing() {
-    let (_db, store) = store().await;
+pub async fn restarting_a_session_that_has_not_ended_changes_nothing<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .reserve_session(cart(1), "mock", "key-1")
         .await
@@ -231,9 +223,8 @@ async fn restarting_a_session_that_has_not_ended_changes_nothing() {
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn quiet_sessions_are_the_unfinished_ones_with_a_payment_oldest_first() {
-    let (_db, store) = store().await;
+pub async fn quiet_sessions_are_the_unfinished_ones_with_a_payment_oldest_first<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     // Cart 1 and 2: open with a payment, 1 older than 2. Cart 3: no payment yet.
     // Cart 4: completed. Cart 5: authorized.
     for (n, psp_ref) in [(1, "pay_1"), (2, "pay_2"), (4, "pay_4"), (5, "pay_5")] {

@@ -1,19 +1,19 @@
-//! `crate::common` of the PostgreSQL test binary: the shared helpers, and databases that
-//! are fresh schemas on the real server.
+//! PostgreSQL as a backend of the behaviour suite: a fresh schema on the real server per
+//! test, which several stores (replicas) can open at once.
 //!
 //! Every `TempDb` is a schema `t_<uuid>` of the test database, chosen per connection with
 //! `options[search_path]` in the URL, so tests run in parallel without seeing each other
 //! and the schema (tables, migrations record and all) is dropped when the `TempDb` goes
 //! away, even when the test panics.
-#![allow(dead_code)]
 
+mod replicas;
+
+use std::future::Future;
+
+use psp_core::ports::{StoreError, StoredWebhook};
 use store::PgStore;
+use testkit::store_suite::{Backend, Persistent};
 use uuid::Uuid;
-
-pub(crate) use crate::shared::{cart, eventually, job, next_millisecond, persistent, sek, webhook};
-
-/// The store type the behaviour suite runs against in this binary.
-pub(crate) type Backend = PgStore;
 
 /// The server and database the tests use: `PSP_TEST_POSTGRES_URL`, or the local server's
 /// `test` database as the current OS user (trust authentication), which is how both
@@ -89,9 +89,42 @@ async fn run(sql: &str) {
     let _ = conn.close().await;
 }
 
-/// A store on a fresh schema.
-pub(crate) async fn store() -> (TempDb, PgStore) {
-    let db = TempDb::new();
-    let store = db.open().await;
-    (db, store)
+/// The behaviour suite's PostgreSQL.
+pub(crate) struct OnPostgres;
+
+impl Backend for OnPostgres {
+    type Store = PgStore;
+    type Db = TempDb;
+
+    async fn fresh() -> (TempDb, PgStore) {
+        let db = TempDb::new();
+        let store = db.open().await;
+        (db, store)
+    }
+
+    fn webhook(
+        store: &PgStore,
+        provider: &str,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<StoredWebhook>, StoreError>> + Send {
+        store.webhook(provider, event_id)
+    }
+}
+
+impl Persistent for OnPostgres {
+    fn new_db() -> TempDb {
+        TempDb::new()
+    }
+
+    async fn open(db: &TempDb) -> PgStore {
+        db.open().await
+    }
+
+    async fn close(store: &PgStore) {
+        store.close().await;
+    }
+}
+
+mod suite {
+    testkit::store_suite!(crate::postgres::OnPostgres, persistent);
 }

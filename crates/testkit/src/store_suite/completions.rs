@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::common::Backend;
-use crate::common::{cart, next_millisecond, store};
+use super::{cart, next_millisecond, Backend};
 use psp_core::ports::{CompletionState, CompletionUpdate, Completions};
 use uuid::Uuid;
 use CompletionState::*;
@@ -23,7 +22,7 @@ fn update(
     }
 }
 
-async fn history(store: &Backend) -> Vec<CompletionState> {
+async fn history(store: &impl Completions) -> Vec<CompletionState> {
     store
         .completion_history("mock", "pay_1")
         .await
@@ -33,9 +32,8 @@ async fn history(store: &Backend) -> Vec<CompletionState> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_new_record_is_created_in_the_state_asked() {
-    let (_db, store) = store().await;
+pub async fn a_new_record_is_created_in_the_state_asked<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     assert!(store.completion("mock", "pay_1").await.unwrap().is_none());
 
     let created = store
@@ -51,9 +49,8 @@ async fn a_new_record_is_created_in_the_state_asked() {
     assert_eq!(history(&store).await, [Started]);
 }
 
-#[tokio::test]
-async fn the_state_never_moves_backwards_and_the_payment_id_is_kept() {
-    let (_db, store) = store().await;
+pub async fn the_state_never_moves_backwards_and_the_payment_id_is_kept<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let payment = Uuid::from_u128(42);
     store
         .advance_completion(update(Started, None, None))
@@ -87,9 +84,8 @@ async fn the_state_never_moves_backwards_and_the_payment_id_is_kept() {
     assert_eq!(stored.payment_id, Some(payment));
 }
 
-#[tokio::test]
-async fn the_first_final_state_wins() {
-    let (_db, store) = store().await;
+pub async fn the_first_final_state_wins<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .advance_completion(update(Completed, None, None))
         .await
@@ -110,9 +106,8 @@ async fn the_first_final_state_wins() {
     assert_eq!(kept.reason.as_deref(), Some("cart taken"));
 }
 
-#[tokio::test]
-async fn history_is_appended_only_when_the_state_changes() {
-    let (_db, store) = store().await;
+pub async fn history_is_appended_only_when_the_state_changes<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let payment = Some(Uuid::from_u128(7));
     for step in [
         update(Started, None, None),
@@ -137,9 +132,8 @@ async fn history_is_appended_only_when_the_state_changes() {
     assert!(transitions.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
 }
 
-#[tokio::test]
-async fn the_same_state_fills_in_details_without_a_history_entry() {
-    let (_db, store) = store().await;
+pub async fn the_same_state_fills_in_details_without_a_history_entry<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     store
         .advance_completion(update(NeedsAttention, None, Some("cart gone")))
         .await
@@ -158,9 +152,8 @@ async fn the_same_state_fills_in_details_without_a_history_entry() {
     assert_eq!(history(&store).await, [NeedsAttention]);
 }
 
-#[tokio::test]
-async fn completions_in_lists_the_asked_states_newest_first() {
-    let (_db, store) = store().await;
+pub async fn completions_in_lists_the_asked_states_newest_first<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     for (psp_ref, state) in [
         ("pay_a", NeedsAttention),
         ("pay_b", Completed),
@@ -189,9 +182,8 @@ async fn completions_in_lists_the_asked_states_newest_first() {
     assert!(store.completions_in(&[], 10).await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_advances_end_in_the_highest_state_with_an_increasing_history() {
-    let (_db, store) = store().await;
+pub async fn concurrent_advances_end_in_the_highest_state_with_an_increasing_history<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let store = Arc::new(store);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..40 {
@@ -204,7 +196,7 @@ async fn concurrent_advances_end_in_the_highest_state_with_an_increasing_history
     }
     let stored = store.completion("mock", "pay_1").await.unwrap().unwrap();
     assert_eq!(stored.state, Completed);
-    let states = history(&store).await;
+    let states = history(&*store).await;
     assert!(
         states.windows(2).all(|w| w[0].rank() < w[1].rank()),
         "{states:?}"

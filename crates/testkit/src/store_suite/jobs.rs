@@ -1,14 +1,15 @@
 //! Jobs: dedupe, leases (one per cart, in order, expiring), retries, failure and replay.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::Backend;
-use crate::common::{cart, eventually, job, persistent, store};
+use super::{cart, eventually, job, Backend, Persistent};
 use psp_core::ports::{Enqueued, Job, JobResult, JobState, Jobs, NewJob, StoreError};
 
 const LONG: Duration = Duration::from_secs(60);
 
-async fn enqueue(store: &Backend, job: NewJob) -> i64 {
+async fn enqueue(store: &impl Jobs, job: NewJob) -> i64 {
     match store.enqueue(job).await.unwrap() {
         Enqueued::New(id) => id,
         Enqueued::Duplicate(id) => panic!("job {id} exists already"),
@@ -28,9 +29,8 @@ fn retry(after: Duration) -> JobResult {
     }
 }
 
-#[tokio::test]
-async fn an_enqueued_job_is_pending_and_due_and_its_key_is_unique() {
-    let (_db, store) = store().await;
+pub async fn an_enqueued_job_is_pending_and_due_and_its_key_is_unique<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let id = enqueue(&store, job("capture", "capture:1", Some(cart(1)))).await;
     assert_eq!(
         store
@@ -51,9 +51,8 @@ async fn an_enqueued_job_is_pending_and_due_and_its_key_is_unique() {
     assert!(store.job(id + 1).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_leased_job_counts_the_attempt_and_goes_to_one_owner_only() {
-    let (_db, store) = store().await;
+pub async fn a_leased_job_counts_the_attempt_and_goes_to_one_owner_only<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let id = enqueue(&store, job("complete", "c:1", None)).await;
 
     let leased = store.lease_jobs("worker-a", LONG, 10).await.unwrap();
@@ -80,9 +79,10 @@ async fn a_leased_job_counts_the_attempt_and_goes_to_one_owner_only() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn jobs_of_one_cart_run_one_at_a_time_in_order_while_other_carts_run_alongside() {
-    let (_db, store) = store().await;
+pub async fn jobs_of_one_cart_run_one_at_a_time_in_order_while_other_carts_run_alongside<
+    B: Backend,
+>() {
+    let (_db, store) = B::fresh().await;
     let a1 = enqueue(&store, job("complete", "a1", Some(cart(1)))).await;
     let a2 = enqueue(&store, job("capture", "a2", Some(cart(1)))).await;
     let b1 = enqueue(&store, job("complete", "b1", Some(cart(2)))).await;
@@ -103,9 +103,8 @@ async fn jobs_of_one_cart_run_one_at_a_time_in_order_while_other_carts_run_along
     assert_eq!(ids(&store.lease_jobs("w", LONG, 10).await.unwrap()), [a2]);
 }
 
-#[tokio::test]
-async fn a_later_job_of_a_cart_waits_while_an_earlier_one_backs_off() {
-    let (_db, store) = store().await;
+pub async fn a_later_job_of_a_cart_waits_while_an_earlier_one_backs_off<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let a1 = enqueue(&store, job("complete", "a1", Some(cart(1)))).await;
     enqueue(&store, job("capture", "a2", Some(cart(1)))).await;
 
@@ -114,9 +113,8 @@ async fn a_later_job_of_a_cart_waits_while_an_earlier_one_backs_off() {
     assert!(store.lease_jobs("w", LONG, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_cart_moves_on_to_its_next_job_once_the_earlier_one_has_failed() {
-    let (_db, store) = store().await;
+pub async fn a_cart_moves_on_to_its_next_job_once_the_earlier_one_has_failed<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let a1 = enqueue(&store, job("complete", "a1", Some(cart(1)))).await;
     let a2 = enqueue(&store, job("capture", "a2", Some(cart(1)))).await;
 
@@ -137,9 +135,8 @@ async fn a_cart_moves_on_to_its_next_job_once_the_earlier_one_has_failed() {
     assert_eq!(ids(&store.lease_jobs("w", LONG, 10).await.unwrap()), [a2]);
 }
 
-#[tokio::test]
-async fn leasing_respects_the_limit_and_hands_out_the_oldest_jobs_first() {
-    let (_db, store) = store().await;
+pub async fn leasing_respects_the_limit_and_hands_out_the_oldest_jobs_first<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let mut all = Vec::new();
     for n in 0..5 {
         all.push(enqueue(&store, job("void", &format!("n{n}"), None)).await);
@@ -150,9 +147,10 @@ async fn leasing_respects_the_limit_and_hands_out_the_oldest_jobs_first() {
     assert_eq!(ids(&rest), all[2..]);
 }
 
-#[tokio::test]
-async fn an_expired_lease_goes_to_another_owner_and_the_old_owners_finish_is_ignored() {
-    let (_db, store) = store().await;
+pub async fn an_expired_lease_goes_to_another_owner_and_the_old_owners_finish_is_ignored<
+    B: Backend,
+>() {
+    let (_db, store) = B::fresh().await;
     let id = enqueue(&store, job("complete", "c:1", Some(cart(1)))).await;
     let leased = store
         .lease_jobs("crashed", Duration::from_millis(5), 10)
@@ -189,9 +187,8 @@ async fn an_expired_lease_goes_to_another_owner_and_the_old_owners_finish_is_ign
     );
 }
 
-#[tokio::test]
-async fn a_job_whose_last_attempt_expired_fails_instead_of_running_again() {
-    let (_db, store) = store().await;
+pub async fn a_job_whose_last_attempt_expired_fails_instead_of_running_again<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let mut last_chance = job("complete", "c:1", Some(cart(1)));
     last_chance.max_attempts = 1;
     let id = enqueue(&store, last_chance).await;
@@ -212,9 +209,8 @@ async fn a_job_whose_last_attempt_expired_fails_instead_of_running_again() {
     assert!(failed.last_error.unwrap().contains("lease expired"));
 }
 
-#[tokio::test]
-async fn a_retry_runs_again_after_its_delay_with_the_error_kept() {
-    let (_db, store) = store().await;
+pub async fn a_retry_runs_again_after_its_delay_with_the_error_kept<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let id = enqueue(&store, job("capture", "c:1", None)).await;
     store.lease_jobs("w", LONG, 10).await.unwrap();
     store.finish_job(id, "w", retry(LONG)).await.unwrap();
@@ -237,9 +233,8 @@ async fn a_retry_runs_again_after_its_delay_with_the_error_kept() {
     assert_eq!(again[0].attempts, 2);
 }
 
-#[tokio::test]
-async fn a_retry_after_the_last_attempt_fails_the_job() {
-    let (_db, store) = store().await;
+pub async fn a_retry_after_the_last_attempt_fails_the_job<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let mut new = job("capture", "c:1", None);
     new.max_attempts = 2;
     let id = enqueue(&store, new).await;
@@ -258,9 +253,8 @@ async fn a_retry_after_the_last_attempt_fails_the_job() {
     assert!(store.lease_jobs("w", LONG, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_definite_failure_fails_the_job_at_once() {
-    let (_db, store) = store().await;
+pub async fn a_definite_failure_fails_the_job_at_once<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let id = enqueue(&store, job("capture", "c:1", None)).await;
     store.lease_jobs("w", LONG, 10).await.unwrap();
     store
@@ -278,9 +272,8 @@ async fn a_definite_failure_fails_the_job_at_once() {
     assert_eq!(failed.last_error.as_deref(), Some("card declined"));
 }
 
-#[tokio::test]
-async fn finishing_a_job_that_does_not_exist_is_not_found() {
-    let (_db, store) = store().await;
+pub async fn finishing_a_job_that_does_not_exist_is_not_found<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let err = store
         .finish_job(404, "w", JobResult::Succeeded)
         .await
@@ -288,9 +281,8 @@ async fn finishing_a_job_that_does_not_exist_is_not_found() {
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_replayed_job_is_pending_again_with_a_fresh_budget() {
-    let (_db, store) = store().await;
+pub async fn a_replayed_job_is_pending_again_with_a_fresh_budget<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let id = enqueue(&store, job("capture", "c:1", None)).await;
     assert!(
         !store.replay_job(id).await.unwrap(),
@@ -323,9 +315,8 @@ async fn a_replayed_job_is_pending_again_with_a_fresh_budget() {
     assert_eq!(leased[0].attempts, 1);
 }
 
-#[tokio::test]
-async fn jobs_in_lists_a_state_newest_first() {
-    let (_db, store) = store().await;
+pub async fn jobs_in_lists_a_state_newest_first<B: Backend>() {
+    let (_db, store) = B::fresh().await;
     let a = enqueue(&store, job("void", "a", None)).await;
     let b = enqueue(&store, job("void", "b", None)).await;
     let c = enqueue(&store, job("void", "c", None)).await;
@@ -355,55 +346,47 @@ async fn jobs_in_lists_a_state_newest_first() {
         .is_empty());
 }
 
-persistent! {
-    use std::collections::HashSet;
-    use std::sync::Arc;
-
-    use crate::common::TempDb;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_processes_sharing_the_file_never_lease_the_same_job() {
-        // Two stores on one file stand for two gateway processes: separate connections and
-        // writer tasks, coordinated only by SQLite's locks.
-        let db = TempDb::new();
-        let first = Arc::new(db.open().await);
-        let second = Arc::new(db.open().await);
-        let mut all = HashSet::new();
-        for n in 0..60 {
-            // Every third job shares a cart with its neighbours, to exercise the cart rule too.
-            let cart_id = (n % 3 == 0).then(|| cart(n / 3));
-            all.insert(enqueue(&first, job("void", &format!("j{n}"), cart_id)).await);
-        }
-
-        let mut tasks = tokio::task::JoinSet::new();
-        for (w, store) in [first.clone(), second.clone(), first, second]
-            .into_iter()
-            .enumerate()
-        {
-            tasks.spawn(async move {
-                let owner = format!("worker-{w}");
-                let mut done = Vec::new();
-                loop {
-                    let leased = store.lease_jobs(&owner, LONG, 3).await.unwrap();
-                    if leased.is_empty() {
-                        return done;
-                    }
-                    for job in leased {
-                        store
-                            .finish_job(job.id, &owner, JobResult::Succeeded)
-                            .await
-                            .unwrap();
-                        done.push(job.id);
-                    }
-                }
-            });
-        }
-        let mut seen = HashSet::new();
-        while let Some(done) = tasks.join_next().await {
-            for id in done.unwrap() {
-                assert!(seen.insert(id), "job {id} was leased twice");
-            }
-        }
-        assert_eq!(seen, all);
+pub async fn two_processes_sharing_the_file_never_lease_the_same_job<B: Persistent>() {
+    // Two stores on one file stand for two gateway processes: separate connections and
+    // writer tasks, coordinated only by SQLite's locks.
+    let db = B::new_db();
+    let first = Arc::new(B::open(&db).await);
+    let second = Arc::new(B::open(&db).await);
+    let mut all = HashSet::new();
+    for n in 0..60 {
+        // Every third job shares a cart with its neighbours, to exercise the cart rule too.
+        let cart_id = (n % 3 == 0).then(|| cart(n / 3));
+        all.insert(enqueue(&*first, job("void", &format!("j{n}"), cart_id)).await);
     }
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (w, store) in [first.clone(), second.clone(), first, second]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.spawn(async move {
+            let owner = format!("worker-{w}");
+            let mut done = Vec::new();
+            loop {
+                let leased = store.lease_jobs(&owner, LONG, 3).await.unwrap();
+                if leased.is_empty() {
+                    return done;
+                }
+                for job in leased {
+                    store
+                        .finish_job(job.id, &owner, JobResult::Succeeded)
+                        .await
+                        .unwrap();
+                    done.push(job.id);
+                }
+            }
+        });
+    }
+    let mut seen = HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        for id in done.unwrap() {
+            assert!(seen.insert(id), "job {id} was leased twice");
+        }
+    }
+    assert_eq!(seen, all);
 }
