@@ -8,12 +8,15 @@
 //!   ([`session_may_move`]); saving the PSP's answer opens only a session still being
 //!   created ([`session_status_after_save`]); only an ended session restarts
 //!   ([`session_may_restart`]).
+//! - A job ends an attempt as its result says, but a retry without attempts left fails it
+//!   ([`job_state_after`]), and so does a last attempt whose lease expired
+//!   ([`job_attempts_spent`], [`EXPIRED_LAST_ATTEMPT`]).
 //! - A cart mutation joins a sync job that has not started, or gets a job of its own
 //!   ([`decide_sync`]).
 
 use uuid::Uuid;
 
-use super::{CompletionState, CompletionUpdate, JobState, SessionStatus};
+use super::{CompletionState, CompletionUpdate, JobResult, JobState, SessionStatus};
 
 /// The mutable fields of a stored completion record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +147,31 @@ pub fn session_status_after_save(status: SessionStatus) -> SessionStatus {
 pub fn session_may_restart(status: SessionStatus) -> bool {
     matches!(status, SessionStatus::Failed | SessionStatus::Canceled)
 }
+
+/// The state of a job after an attempt that used `attempts` of its `max_attempts` ended with
+/// `result`: a retry is pending again while attempts are left, and failed (waiting for a
+/// person to replay it) when none are.
+pub fn job_state_after(result: &JobResult, attempts: u32, max_attempts: u32) -> JobState {
+    match result {
+        JobResult::Succeeded => JobState::Succeeded,
+        JobResult::Retry { .. } if job_attempts_spent(attempts, max_attempts) => JobState::Failed,
+        JobResult::Retry { .. } => JobState::Pending,
+        JobResult::Failed { .. } => JobState::Failed,
+    }
+}
+
+/// Whether a job has no attempt left. A pending job in that state whose lease ran out
+/// had its last attempt leased and never answered (its worker crashed or hung): running it
+/// once more would exceed its budget, and a job that crashes its worker every time would
+/// otherwise run for ever, so it fails with [`EXPIRED_LAST_ATTEMPT`] instead, and the next
+/// job of its cart may run.
+pub fn job_attempts_spent(attempts: u32, max_attempts: u32) -> bool {
+    attempts >= max_attempts
+}
+
+/// The error of a job failed because its last attempt's lease expired.
+pub const EXPIRED_LAST_ATTEMPT: &str =
+    "attempt budget spent: the last attempt's lease expired without an answer";
 
 /// Where a session's newest sync job is, as [`decide_sync`] needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,5 +444,23 @@ mod tests {
             );
             assert_eq!(decide_sync("a", None, None, newest), SyncDecision::Schedule);
         }
+    }
+
+    #[test]
+    fn a_retry_without_attempts_left_fails_the_job() {
+        let retry = JobResult::Retry {
+            after: std::time::Duration::from_secs(1),
+            error: "later".into(),
+        };
+        assert_eq!(job_state_after(&retry, 1, 3), JobState::Pending);
+        assert_eq!(job_state_after(&retry, 3, 3), JobState::Failed);
+        assert_eq!(
+            job_state_after(&JobResult::Succeeded, 3, 3),
+            JobState::Succeeded
+        );
+        let failed = JobResult::Failed {
+            error: "refused".into(),
+        };
+        assert_eq!(job_state_after(&failed, 1, 3), JobState::Failed);
     }
 }

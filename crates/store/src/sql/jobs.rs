@@ -41,9 +41,8 @@ pub(crate) const IN_STATE: &str = concat!(
 );
 
 /// Fails, at time `$1`, every pending job whose last allowed attempt was leased and whose
-/// lease ran out without an answer (its worker crashed or hung). Running it once more would
-/// exceed its budget, and a job that crashes its worker every time would otherwise run
-/// forever; failed, it waits for a person, and the next job of its cart may run.
+/// lease ran out without an answer (its worker crashed or hung), with the error
+/// `rules::EXPIRED_LAST_ATTEMPT`: the rule `rules::job_attempts_spent` in SQL.
 pub(crate) const EXHAUST: &str = "\
     UPDATE jobs \
     SET state = 'failed', \
@@ -90,7 +89,8 @@ pub(crate) const SUCCEED: &str = "\
     WHERE id = $1 AND lease_owner = $2 AND state = 'pending'";
 
 /// Schedules the next attempt at `$3` with error `$4`, or fails the job when its attempt
-/// budget is spent; only if `$2` still holds the lease of job `$1`.
+/// budget is spent (`rules::job_state_after`); only if `$2` still holds the lease of job
+/// `$1`.
 pub(crate) const RETRY: &str = "\
     UPDATE jobs \
     SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END, \
@@ -137,3 +137,14 @@ pub(crate) const INSERT_DUE: &str = "\
     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $7) \
     ON CONFLICT (dedupe_key) DO NOTHING \
     RETURNING id";
+
+#[cfg(test)]
+mod tests {
+    use psp_core::ports::rules::EXPIRED_LAST_ATTEMPT;
+
+    #[test]
+    fn a_job_whose_last_lease_expired_fails_with_the_rules_error() {
+        let quoted = EXPIRED_LAST_ATTEMPT.replace('\'', "''");
+        assert!(super::EXHAUST.contains(&format!("'{quoted}'")));
+    }
+}

@@ -704,16 +704,10 @@ impl Jobs for MemStore {
             if held || row.job.next_run_at_ms > now {
                 continue;
             }
-            if row.job.attempts >= row.job.max_attempts {
-                // The last attempt's lease ran out without an answer (a crashed worker):
-                // the budget is spent, so the job waits for a person instead of running
-                // once more, and a job that crashes its worker cannot loop forever. The
-                // cart's next job may then run.
+            if rules::job_attempts_spent(row.job.attempts, row.job.max_attempts) {
+                // The last attempt's lease ran out without an answer (a crashed worker).
                 row.job.state = JobState::Failed;
-                row.job.last_error = Some(format!(
-                    "attempt budget of {} spent; the last lease expired without an answer",
-                    row.job.max_attempts
-                ));
+                row.job.last_error = Some(rules::EXPIRED_LAST_ATTEMPT.to_string());
                 row.lease = None;
                 if let Some(cart) = row.job.cart_id {
                     seen_carts.remove(&cart);
@@ -755,20 +749,14 @@ impl Jobs for MemStore {
             return Ok(());
         }
         row.lease = None;
+        row.job.state = rules::job_state_after(&result, row.job.attempts, row.job.max_attempts);
         match result {
-            JobResult::Succeeded => row.job.state = JobState::Succeeded,
+            JobResult::Succeeded => {}
             JobResult::Retry { after, error } => {
-                if row.job.attempts >= row.job.max_attempts {
-                    row.job.state = JobState::Failed;
-                } else {
-                    row.job.next_run_at_ms = now.saturating_add(ms(after));
-                }
+                row.job.next_run_at_ms = now.saturating_add(ms(after));
                 row.job.last_error = Some(error);
             }
-            JobResult::Failed { error } => {
-                row.job.state = JobState::Failed;
-                row.job.last_error = Some(error);
-            }
+            JobResult::Failed { error } => row.job.last_error = Some(error),
         }
         let (event, error) = match row.job.state {
             JobState::Succeeded => ("succeeded", None),
