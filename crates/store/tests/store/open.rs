@@ -6,6 +6,7 @@ use store::{open_store, SqliteStore};
 use testkit::store_suite::webhook;
 
 use crate::sqlite::TempDb;
+use crate::TestDb as _;
 
 #[tokio::test]
 async fn opening_creates_the_file_and_reopening_keeps_its_schema_and_data() {

@@ -8,11 +8,7 @@
 
 mod replicas;
 
-use std::future::Future;
-
-use psp_core::ports::{StoreError, StoredWebhook};
-use store::PgStore;
-use testkit::store_suite::{Backend, Persistent};
+use store::Postgres;
 use uuid::Uuid;
 
 /// The server and database the tests use: `PSP_TEST_POSTGRES_URL`, or the local server's
@@ -29,8 +25,11 @@ pub(crate) struct TempDb {
     pub(crate) url: String,
 }
 
-impl TempDb {
-    pub(crate) fn new() -> Self {
+/// Several stores on one schema are several replicas.
+impl crate::TestDb for TempDb {
+    type Dialect = Postgres;
+
+    fn new() -> Self {
         let schema = format!("t_{}", Uuid::new_v4().simple());
         run_blocking(format!("CREATE SCHEMA {schema}"));
         let base = server_url();
@@ -39,9 +38,8 @@ impl TempDb {
         Self { schema, url }
     }
 
-    /// A store on this schema; several stores on one schema are several replicas.
-    pub(crate) async fn open(&self) -> PgStore {
-        PgStore::open(&self.url).await.expect("the store opens")
+    fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -89,42 +87,6 @@ async fn run(sql: &str) {
     let _ = conn.close().await;
 }
 
-/// The behaviour suite's PostgreSQL.
-pub(crate) struct OnPostgres;
-
-impl Backend for OnPostgres {
-    type Store = PgStore;
-    type Db = TempDb;
-
-    async fn fresh() -> (TempDb, PgStore) {
-        let db = TempDb::new();
-        let store = db.open().await;
-        (db, store)
-    }
-
-    fn webhook(
-        store: &PgStore,
-        provider: &str,
-        event_id: &str,
-    ) -> impl Future<Output = Result<Option<StoredWebhook>, StoreError>> + Send {
-        store.webhook(provider, event_id)
-    }
-}
-
-impl Persistent for OnPostgres {
-    fn new_db() -> TempDb {
-        TempDb::new()
-    }
-
-    async fn open(db: &TempDb) -> PgStore {
-        db.open().await
-    }
-
-    async fn close(store: &PgStore) {
-        store.close().await;
-    }
-}
-
 mod suite {
-    testkit::store_suite!(crate::postgres::OnPostgres, persistent);
+    testkit::store_suite!(crate::On<crate::postgres::TempDb>, persistent);
 }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use testkit::store_suite::{cart, job, next_millisecond, webhook};
 
 use super::TempDb;
+use crate::TestDb as _;
 
 const LONG: Duration = Duration::from_secs(60);
 
