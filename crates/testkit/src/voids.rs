@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use psp_core::ports::{NewJob, Store, StoreError, VoidScheduler};
+use psp_core::ports::{Jobs, NewJob, StoreError, VoidScheduler};
 use uuid::Uuid;
 
 /// The kind of the job that voids a double payment, as the gateway stores it.
@@ -17,7 +17,7 @@ pub const VOID_ATTEMPTS: u32 = 20;
 /// Schedules voids as `void` jobs in a store.
 #[derive(Clone)]
 pub struct VoidJobs {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Jobs>,
 }
 
 impl std::fmt::Debug for VoidJobs {
@@ -27,8 +27,8 @@ impl std::fmt::Debug for VoidJobs {
 }
 
 impl VoidJobs {
-    /// Voids scheduled into `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// Voids scheduled into `store`; it needs only the store's jobs.
+    pub fn new(store: Arc<dyn Jobs>) -> Self {
         Self { store }
     }
 
