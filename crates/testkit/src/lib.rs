@@ -4,7 +4,7 @@
 //!   [`mem::MemStore`], faithful to the semantics the completion orchestrator relies on
 //!   and with programmable faults, so tests can replay a retry, a race or a crash exactly;
 //! - [`conformance`]: the suite every provider crate runs against itself and its fake PSP;
-//! - [`store_suite`]: the behaviour suite every implementation of the store passes;
+//! - [`store_suite`](mod@store_suite): the behaviour suite every implementation of the store passes;
 //! - [`fuzz`]: bounded proptest generators (arbitrary and structure-aware JSON) and the
 //!   case count every fuzz test takes from `PSP_FUZZ_CASES`;
 //! - [`voids`]: the completion orchestrator's void port, writing the gateway's void job.

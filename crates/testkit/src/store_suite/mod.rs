@@ -2,7 +2,7 @@
 //! must do, held to the same assertions whatever it runs on.
 //!
 //! Each test is a function generic over a [`Backend`], a factory of fresh stores, and
-//! [`store_suite!`](crate::store_suite) turns them into `#[tokio::test]`s for one backend.
+//! [`store_suite!`](macro@crate::store_suite) turns them into `#[tokio::test]`s for one backend.
 //! The SQL stores run it (`crates/store/tests/store/`, SQLite and PostgreSQL) and so does
 //! `MemStore` (`crates/testkit/tests/testkit/`), so that the in-process tests of the
 //! orchestrator and the gateway cannot rely on semantics the real stores do not have. The
