@@ -276,11 +276,12 @@ async fn a_capture_hook_delivered_five_times_captures_once_at_the_psp() {
 
 #[tokio::test]
 async fn captures_that_time_out_twice_succeed_on_the_third_attempt_with_one_idempotency_key() {
-    // The adapter gives up after 300 ms; the PSP hangs for 1.5 s on the first two calls.
-    let w = world("timeout_ms = 300", &[]);
+    // The adapter gives up after 1 s; the PSP hangs for 4 s on the first two calls. (The
+    // margin keeps a loaded machine's slow but answered third call from timing out too.)
+    let w = world("timeout_ms = 1000", &[]);
     let (_, psp_ref, done) = w.completed_cart(1).await;
     let payment = w.hantera_payment(&psp_ref).await;
-    w.set_psp_faults(json!({ "hang_next": 2, "hang_ms": 1500 }))
+    w.set_psp_faults(json!({ "hang_next": 2, "hang_ms": 4000 }))
         .await;
     w.capture_hook(
         &payment,
