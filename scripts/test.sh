@@ -27,7 +27,7 @@ fi
 
 # Interoperability with Stripe's official library: regenerate the webhook signature vectors
 # with `stripe` from PyPI and require them to equal the committed ones, which the Rust tests
-# in providers/stripe/tests/signatures.rs check the gateway against.
+# in providers/stripe/tests/stripe/signatures.rs check the gateway against.
 python3 -m venv target/stripe-venv
 target/stripe-venv/bin/pip install --quiet --disable-pip-version-check stripe==16.1.0
 target/stripe-venv/bin/python providers/stripe/tests/vectors/generate.py target/stripe-vectors.json

@@ -1,6 +1,6 @@
 """Generates webhook_signatures.json with Stripe's official Python library.
 
-The Rust tests (tests/signatures.rs) check that the gateway signs and verifies exactly as
+The Rust tests (tests/stripe/signatures.rs) check that the gateway signs and verifies exactly as
 stripe-python does. The vectors are committed, so the tests need no Python; regenerate
 them after changing a case:
 

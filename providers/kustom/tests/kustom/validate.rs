@@ -1,7 +1,7 @@
 //! Kustom's validation callback: approve, deny on a changed or closed cart, the
 //! merchant's veto, and an answer inside Kustom's 3 s even when the merchant's rule hangs.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

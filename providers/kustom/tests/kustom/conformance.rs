@@ -3,7 +3,7 @@
 //! checks skip themselves (saying so on stderr); checkout idempotency, completion and
 //! capture run in full. Each check gets a fresh fake.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The fake Stripe over raw HTTP: it must refuse what Stripe refuses, with Stripe's status
 //! codes and error shapes, and replay what Stripe replays.
 
-mod common;
+use crate::common;
 
 use common::{http, start_fake, Fake, PUBLISHABLE_KEY, SECRET_KEY};
 use psp_core::signature::unix_now;

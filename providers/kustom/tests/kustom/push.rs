@@ -1,7 +1,7 @@
 //! Kustom's push: repeated on Kustom's schedule until the order is acknowledged, only a
 //! hint (the order is re-read with our credentials), and bounded in what it can cost.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};

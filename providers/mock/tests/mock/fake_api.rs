@@ -1,6 +1,6 @@
 //! The fake PSP's JSON API, driven over real HTTP.
 
-mod common;
+use crate::common;
 
 use common::{error_code, Harness};
 use mock::fake::{Faults, PaymentStatus};

@@ -1,7 +1,7 @@
 //! The adapter against the fake over real HTTP: checkout, fetch, capture, void, fault
 //! mapping, webhook verification, configuration and registration.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

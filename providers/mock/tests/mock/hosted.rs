@@ -1,6 +1,6 @@
 //! The hosted page, the customer's choice, and the signed webhooks that follow it.
 
-mod common;
+use crate::common;
 
 use common::{error_code, Harness};
 use mock::fake::{DeliveryState, PaymentStatus};

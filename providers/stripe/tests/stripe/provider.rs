@@ -2,7 +2,7 @@
 //! converts amounts, how it retries and resolves ambiguous answers, and how it maps
 //! PaymentIntents, webhooks and errors.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

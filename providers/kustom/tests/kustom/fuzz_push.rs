@@ -5,7 +5,7 @@
 //! (and then only within the read limit); the validation answers 200, 303 or 400, never
 //! an error of the gateway's own. Sizes are bounded; `PSP_FUZZ_CASES` runs more cases.
 
-mod common;
+use crate::common;
 
 use std::time::SystemTime;
 

@@ -2,7 +2,7 @@
 //! tax rates, discounts, shipping and quantities above one, in SEK and EUR, and (a
 //! property test) random carts priced the way Hantera prices them.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

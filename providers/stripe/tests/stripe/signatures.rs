@@ -6,7 +6,7 @@
 //! these tests need no Python. Every header must verify through the adapter exactly when
 //! stripe-python accepts it, and every header the gateway signs must equal stripe-python's.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,7 +46,7 @@ struct Verification {
 }
 
 fn vectors() -> Vectors {
-    let text = include_str!("vectors/webhook_signatures.json");
+    let text = include_str!("../vectors/webhook_signatures.json");
     serde_json::from_str(text).expect("the committed vectors parse")
 }
 

@@ -1,7 +1,7 @@
 //! The adapter against the fake Kustom: reading orders, capture, void, sync and
 //! authentication.
 
-mod common;
+use crate::common;
 
 use common::{cart, item, world, World};
 use kustom::fake::CompleteOptions;

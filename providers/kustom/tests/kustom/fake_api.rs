@@ -1,7 +1,7 @@
 //! The fake Kustom over HTTP: Kustom's status machine, its error shape, its amount rules,
 //! its authentication, and the hosted page that stands in for the iframe.
 
-mod common;
+use crate::common;
 
 use common::{world, World, API_KEY};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! talking over real HTTP to the fake Stripe on an ephemeral port. Each check is its own
 //! test with a fresh fake, so a failure names the promise that broke.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
