@@ -29,7 +29,7 @@ use figment::error::{Actual, Kind};
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile};
-use psp_core::{HanteraMode, Registry, RegistryError, Secret};
+use psp_core::{HanteraMode, ProviderServices, Registry, RegistryError, Secret};
 use serde::{Deserialize, Serialize};
 
 /// The prefix of environment variables that configure the gateway.
@@ -758,9 +758,10 @@ impl Config {
         &self,
         tables: &BTreeMap<String, serde_json::Value>,
         public_url: &str,
+        services: &ProviderServices,
     ) -> Result<Registry, RegistryError> {
         let mode = self.hantera_mode();
-        let registry = Registry::build(tables, public_url, mode)?;
+        let registry = Registry::build(tables, public_url, mode, services)?;
         if mode == HanteraMode::Real {
             for id in registry.test_only() {
                 tracing::warn!(
@@ -1030,8 +1031,12 @@ mod tests {
         assert_eq!(c.server.body_limit_bytes, 65536);
         assert_eq!(h.timeout_ms, 2500);
         // The provider takes the secret as the string it is.
-        c.build_registry(&c.providers, "http://127.0.0.1:1")
-            .unwrap();
+        c.build_registry(
+            &c.providers,
+            "http://127.0.0.1:1",
+            &testkit::mem::services(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1166,14 +1171,22 @@ mod tests {
         let stripe = "[providers.stripe]\nsecret_key = \"sk_live_do-not-print\"\nwebhook_secrets = [\"whsec_x\"]\n";
         let c = load(Some(&format!("[sandbox]\nenabled = true\n{stripe}")), &[]).unwrap();
         let err = c
-            .build_registry(&c.providers, "http://127.0.0.1:1")
+            .build_registry(
+                &c.providers,
+                "http://127.0.0.1:1",
+                &testkit::mem::services(),
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("secret_key") && err.contains("live"), "{err}");
         assert!(!err.contains("do-not-print"), "{err}");
         let c = load(Some(&format!("{HANTERA}{stripe}")), &[]).unwrap();
-        c.build_registry(&c.providers, "http://127.0.0.1:1")
-            .unwrap();
+        c.build_registry(
+            &c.providers,
+            "http://127.0.0.1:1",
+            &testkit::mem::services(),
+        )
+        .unwrap();
         // The embedded default's tables are overridden from the environment too.
         let c = load(
             None,
@@ -1184,7 +1197,11 @@ mod tests {
         )
         .unwrap();
         let err = c
-            .build_registry(&c.providers, "http://127.0.0.1:1")
+            .build_registry(
+                &c.providers,
+                "http://127.0.0.1:1",
+                &testkit::mem::services(),
+            )
             .unwrap_err()
             .to_string();
         assert!(
@@ -1198,7 +1215,11 @@ mod tests {
         let mock = "[providers.mock]\nwebhook_secret = \"whsec_x\"\n";
         let c = load(Some(&format!("{HANTERA}{mock}")), &[]).unwrap();
         let err = c
-            .build_registry(&c.providers, "http://127.0.0.1:1")
+            .build_registry(
+                &c.providers,
+                "http://127.0.0.1:1",
+                &testkit::mem::services(),
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("allow_with_real_hantera = true"), "{err}");
@@ -1208,7 +1229,11 @@ mod tests {
         )
         .unwrap();
         let registry = c
-            .build_registry(&c.providers, "http://127.0.0.1:1")
+            .build_registry(
+                &c.providers,
+                "http://127.0.0.1:1",
+                &testkit::mem::services(),
+            )
             .unwrap();
         assert_eq!(registry.test_only().collect::<Vec<_>>(), ["mock"]);
     }

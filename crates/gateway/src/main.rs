@@ -153,7 +153,11 @@ async fn check_config(path: PathBuf) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.server.listen));
-    let registry = config.build_registry(&config.providers, &public_url)?;
+    let registry = config.build_registry(
+        &config.providers,
+        &public_url,
+        &server::unused_ports().await?,
+    )?;
     let hantera = match config.hantera_mode() {
         psp_core::HanteraMode::Real => "a Hantera instance",
         psp_core::HanteraMode::Sandbox => "the in-process sandbox",

@@ -93,7 +93,6 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
             fakes.push((id, fake, serde_json::Value::Object(table.clone())));
         }
     }
-    let registry = config.build_registry(&tables, &public_url)?;
     let store = store::open_store(config.store.url.expose())
         .await
         .context("opening the store")?;
@@ -101,22 +100,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     // The embedded sandbox's OAuth secret, drawn per process: the gateway in this same
     // process is its only client.
     let sandbox_secret = embedded.then(|| Secret::new(uuid::Uuid::new_v4().simple().to_string()));
-    let hantera_cfg = match (&config.hantera, &sandbox_secret) {
-        (Some(h), _) => hantera_client::ClientConfig {
-            timeout: Duration::from_millis(h.timeout_ms),
-            ..hantera_client::ClientConfig::new(
-                h.base_url.clone(),
-                h.client_id.clone(),
-                h.client_secret.clone(),
-            )
-        },
-        // The embedded sandbox is served by this very process, on the loopback.
-        (None, Some(secret)) => {
-            hantera_client::ClientConfig::new(loopback.clone(), "psp-gateway", secret.clone())
-        }
-        (None, None) => unreachable!("the sandbox exists whenever [hantera] is absent"),
-    };
-    let hantera: Arc<dyn Hantera> = Arc::new(hantera_client::HanteraClient::new(hantera_cfg)?);
+    let hantera = hantera_port(&config, &loopback, sandbox_secret.as_ref())?;
 
     let sandbox_faults = hantera_sandbox::Faults {
         latency_ms: config.sandbox.latency_ms,
@@ -124,7 +108,12 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         drop_rate: config.sandbox.drop_rate,
         drop_after_rate: config.sandbox.drop_after_rate,
     };
-    let state = assemble(Arc::new(config), &public_url, registry, store, hantera);
+    let config = Arc::new(config);
+    // The providers are built with the gateway's ports (its store, Hantera and
+    // orchestrator), so each has what it needs from the start.
+    let state = assemble_with(config.clone(), &public_url, store, hantera, |services| {
+        config.build_registry(&tables, &public_url, services)
+    })?;
     let mut app = router(state.clone());
     let sandbox = sandbox_secret.map(|secret| {
         // The sandbox forwards its hooks to this very process, as the bridge app of a
@@ -187,6 +176,67 @@ pub fn assemble(
 ) -> AppState {
     let services = Services::new(config.worker.clone(), public_url, registry, store, hantera);
     AppState::new(config, Arc::new(services))
+}
+
+/// [`assemble`], with the providers built by `providers` over the services' own ports
+/// (every provider gets the store, Hantera and orchestrator the gateway uses).
+pub fn assemble_with<E>(
+    config: Arc<Config>,
+    public_url: &str,
+    store: Arc<dyn Store>,
+    hantera: Arc<dyn Hantera>,
+    providers: impl FnOnce(&psp_core::ProviderServices) -> Result<Registry, E>,
+) -> Result<AppState, E> {
+    let services =
+        Services::with_providers(config.worker.clone(), public_url, store, hantera, providers)?;
+    Ok(AppState::new(config, Arc::new(services)))
+}
+
+/// The Hantera port: a client of the configured instance, or of the embedded sandbox this
+/// very process serves on the loopback (with `sandbox_secret`, its OAuth secret).
+pub fn hantera_port(
+    config: &Config,
+    loopback: &str,
+    sandbox_secret: Option<&Secret>,
+) -> anyhow::Result<Arc<dyn Hantera>> {
+    let hantera_cfg = match (&config.hantera, sandbox_secret) {
+        (Some(h), _) => hantera_client::ClientConfig {
+            timeout: Duration::from_millis(h.timeout_ms),
+            ..hantera_client::ClientConfig::new(
+                h.base_url.clone(),
+                h.client_id.clone(),
+                h.client_secret.clone(),
+            )
+        },
+        (None, Some(secret)) => {
+            hantera_client::ClientConfig::new(loopback, "psp-gateway", secret.clone())
+        }
+        (None, None) => {
+            anyhow::bail!("the sandbox needs its OAuth secret when [hantera] is absent")
+        }
+    };
+    Ok(Arc::new(hantera_client::HanteraClient::new(hantera_cfg)?))
+}
+
+/// Ports that are never called, for building the providers only to check their tables
+/// (`check-config`): an in-memory store and a client of no Hantera instance. Nothing is
+/// created on disk and nothing is contacted.
+pub async fn unused_ports() -> anyhow::Result<psp_core::ProviderServices> {
+    let store = store::open_store("sqlite::memory:")
+        .await
+        .context("opening an in-memory store")?;
+    let hantera: Arc<dyn Hantera> = Arc::new(hantera_client::HanteraClient::new(
+        hantera_client::ClientConfig::new(
+            "http://127.0.0.1:9",
+            "check-config",
+            Secret::new("never-sent"),
+        ),
+    )?);
+    Ok(psp_core::ProviderServices {
+        completer: Arc::new(psp_core::Completer::new(hantera.clone(), store.clone())),
+        hantera,
+        store,
+    })
 }
 
 /// The demo checkout page of the embedded default, what it loads, and the list of

@@ -1,6 +1,6 @@
 //! The adapter: how the gateway talks to Kustom.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -62,9 +62,9 @@ pub struct KustomProvider {
     /// pushing its own order id) spend that order's reads, not everyone's.
     push_limit_per_order: PerKeyWindow,
     unknown_orders: Mutex<Bounded<String, Instant>>,
-    /// The gateway's ports, handed over when the gateway mounts our routes; used by the
-    /// validation callback and to recognise pushes for orders we never made.
-    services: OnceLock<ProviderServices>,
+    /// The gateway's ports, handed over when the adapter is built; used by the validation
+    /// callback and to recognise pushes for orders we never made.
+    services: ProviderServices,
 }
 
 impl std::fmt::Debug for KustomProvider {
@@ -208,11 +208,16 @@ fn with_order_id(url: &str) -> String {
 impl KustomProvider {
     /// Builds the adapter from the registry's context.
     pub fn from_context(ctx: &ProviderContext<'_>) -> Result<Self, ProviderError> {
-        Self::from_config(ctx.config, ctx.public_url)
+        Self::from_config(ctx.config, ctx.public_url, ctx.services)
     }
 
-    /// Builds the adapter from its config table and the gateway's public URL.
-    pub fn from_config(config: &Value, public_url: &str) -> Result<Self, ProviderError> {
+    /// Builds the adapter from its config table, the gateway's public URL and the
+    /// gateway's ports.
+    pub fn from_config(
+        config: &Value,
+        public_url: &str,
+        services: &ProviderServices,
+    ) -> Result<Self, ProviderError> {
         let config = KustomConfig::from_value(config)?;
         let api = Api::new(&config)?;
         Ok(Self {
@@ -227,7 +232,7 @@ impl KustomProvider {
             api,
             created: Mutex::new(Bounded::new(10_000)),
             unknown_orders: Mutex::new(Bounded::new(10_000)),
-            services: OnceLock::new(),
+            services: services.clone(),
         })
     }
 
@@ -239,12 +244,6 @@ impl KustomProvider {
     /// The configuration.
     pub fn config(&self) -> &KustomConfig {
         &self.config
-    }
-
-    /// Hands the gateway's ports to the adapter (the gateway does it through
-    /// [`Provider::routes`]; tests may do it directly).
-    pub fn attach(&self, services: &ProviderServices) {
-        let _ = self.services.set(services.clone());
     }
 
     /// The order amounts for a cart, or why Kustom cannot be offered it.
@@ -442,18 +441,16 @@ impl KustomProvider {
         // Every order this gateway made has a checkout session; a push for any other id
         // is answered without asking Kustom at all.
         let mut ours = false;
-        if let Some(services) = self.services.get() {
-            match services.store.session_by_ref(ID, &order_id).await {
-                Ok(Some(_)) => ours = true,
-                Ok(None) => {
-                    return Err(WebhookError::Malformed(format!(
-                        "Kustom order {order_id} belongs to no checkout session of this gateway"
-                    )))
-                }
-                // A store hiccup must not lose a genuine push; the rate limit below still
-                // bounds what it can cost.
-                Err(e) => tracing::warn!(error = %e, "looking up the session of a push failed"),
+        match self.services.store.session_by_ref(ID, &order_id).await {
+            Ok(Some(_)) => ours = true,
+            Ok(None) => {
+                return Err(WebhookError::Malformed(format!(
+                    "Kustom order {order_id} belongs to no checkout session of this gateway"
+                )))
             }
+            // A store hiccup must not lose a genuine push; the rate limit below still
+            // bounds what it can cost.
+            Err(e) => tracing::warn!(error = %e, "looking up the session of a push failed"),
         }
         // Ids Kustom denied knowing are remembered a while, so repeating one is free. Not
         // for our own orders: one of ours is unknown to Order Management until the
@@ -753,11 +750,10 @@ impl Provider for KustomProvider {
         Ok(())
     }
 
-    fn routes(&self, services: &ProviderServices) -> Option<axum::Router> {
-        self.attach(services);
+    fn routes(&self) -> Option<axum::Router> {
         Some(crate::validate::router(crate::validate::Validator::new(
             self.config.clone(),
-            services.clone(),
+            self.services.clone(),
             &self.public_url,
         )))
     }
@@ -900,9 +896,12 @@ mod tests {
 
     #[test]
     fn the_debug_output_hides_the_key() {
-        let p =
-            KustomProvider::from_config(&json!({ "api_key": "kco_test_api_hidden" }), "http://gw")
-                .unwrap();
+        let p = KustomProvider::from_config(
+            &json!({ "api_key": "kco_test_api_hidden" }),
+            "http://gw",
+            &testkit::mem::services(),
+        )
+        .unwrap();
         assert!(!format!("{p:?}").contains("hidden"));
     }
 }

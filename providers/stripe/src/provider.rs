@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use psp_core::signature::DEFAULT_TOLERANCE;
 use psp_core::{
     Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, Money, Provider,
-    ProviderContext, ProviderError, ProviderServices, PspPayment, RenderedCart, SignatureVerifier,
-    SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
+    ProviderContext, ProviderError, PspPayment, RenderedCart, SignatureVerifier, SyncRequest,
+    VerifiedEvent, WebhookDelivery, WebhookError,
 };
 use serde_json::{json, Value};
 
@@ -488,8 +488,7 @@ impl Provider for StripeProvider {
             .map(|_| ())
     }
 
-    fn routes(&self, services: &ProviderServices) -> Option<Router> {
-        let _ = services;
+    fn routes(&self) -> Option<Router> {
         let key = self.config.publishable_key.clone();
         Some(Router::new().route(
             PUBLIC_KEY_PATH,

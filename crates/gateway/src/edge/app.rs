@@ -110,13 +110,8 @@ pub fn router(state: AppState) -> Router {
     if state.config.server.metrics_listen.is_none() {
         app = app.merge(metrics_route(state.clone()));
     }
-    let services = psp_core::ProviderServices {
-        hantera: state.services.hantera.clone(),
-        store: state.services.store.clone(),
-        completer: state.services.completer.clone(),
-    };
     for provider in state.services.registry.iter() {
-        if let Some(extra) = provider.routes(&services) {
+        if let Some(extra) = provider.routes() {
             app = app.merge(extra);
         }
     }

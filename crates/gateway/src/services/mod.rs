@@ -17,7 +17,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use psp_core::ports::{Hantera, Store};
-use psp_core::{Completer, Provider, Registry};
+use psp_core::{Completer, Provider, ProviderServices, Registry};
 
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
@@ -53,8 +53,9 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
-    /// The services over the given ports. The completer asks the job queue for voids, so
-    /// that a void is counted and woken like any other job.
+    /// The services over the given ports, with providers built already. The completer
+    /// asks the job queue for voids, so that a void is counted and woken like any other
+    /// job.
     pub fn new(
         worker: WorkerConfig,
         public_url: &str,
@@ -62,12 +63,35 @@ impl Services {
         store: Arc<dyn Store>,
         hantera: Arc<dyn Hantera>,
     ) -> Self {
+        match Self::with_providers(worker, public_url, store, hantera, |_| {
+            Ok::<_, std::convert::Infallible>(registry)
+        }) {
+            Ok(services) => services,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The services over the given ports, with the providers built by `providers`, which
+    /// is handed the ports every provider gets when it is built: the same store, Hantera
+    /// and orchestrator as the services'.
+    pub fn with_providers<E>(
+        worker: WorkerConfig,
+        public_url: &str,
+        store: Arc<dyn Store>,
+        hantera: Arc<dyn Hantera>,
+        providers: impl FnOnce(&ProviderServices) -> Result<Registry, E>,
+    ) -> Result<Self, E> {
         let metrics = Arc::new(Metrics::new());
         let jobs = JobQueue::new(store.clone(), metrics.clone(), worker.max_attempts);
         let completer = Arc::new(
             Completer::new(hantera.clone(), store.clone()).with_voids(Arc::new(jobs.clone())),
         );
-        Self {
+        let registry = providers(&ProviderServices {
+            hantera: hantera.clone(),
+            store: store.clone(),
+            completer: completer.clone(),
+        })?;
+        Ok(Self {
             registry,
             store,
             hantera,
@@ -76,7 +100,7 @@ impl Services {
             jobs,
             worker,
             public_url: public_url.trim_end_matches('/').into(),
-        }
+        })
     }
 
     /// The enabled provider `id`.

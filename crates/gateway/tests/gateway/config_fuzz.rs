@@ -53,9 +53,13 @@ fn secret() -> impl Strategy<Value = String> {
 fn run(file: Option<&[u8]>, env: Vec<(String, String)>) -> (Option<String>, Duration) {
     let started = Instant::now();
     let result = Config::from_sources(file.map(|b| ("fuzz.toml", b)), env).and_then(|c| {
-        c.build_registry(&c.providers, "http://127.0.0.1:1")
-            .map(|_| ())
-            .map_err(|e| gateway::config::ConfigError::Invalid(e.to_string()))
+        c.build_registry(
+            &c.providers,
+            "http://127.0.0.1:1",
+            &testkit::mem::services(),
+        )
+        .map(|_| ())
+        .map_err(|e| gateway::config::ConfigError::Invalid(e.to_string()))
     });
     (result.err().map(|e| e.to_string()), started.elapsed())
 }

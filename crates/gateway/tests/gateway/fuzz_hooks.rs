@@ -60,6 +60,9 @@ fn fixture() -> &'static Fixture {
             .build()
             .unwrap();
         let state = runtime.block_on(async {
+            let store = Arc::new(MemStore::new());
+            let hantera = Arc::new(MemHantera::new());
+            let services = testkit::mem::services_of(hantera.clone(), store.clone());
             let mock = mock::MockProvider::from_config(
                 &json!({ "webhook_secret": "whsec_fuzz", "api_base": "http://127.0.0.1:1" }),
                 "http://gateway.test",
@@ -68,13 +71,13 @@ fn fixture() -> &'static Fixture {
             let kustom = kustom::KustomProvider::from_config(
                 &json!({ "api_key": "kco_test_api_fuzz", "api_base": "http://127.0.0.1:1" }),
                 "http://gateway.test",
+                &services,
             )
             .unwrap();
             let registry = Registry::from_providers([
                 Arc::new(mock) as Arc<dyn Provider>,
                 Arc::new(kustom) as Arc<dyn Provider>,
             ]);
-            let store = Arc::new(MemStore::new());
             let sek = Money::from_minor(10_000, Currency::from_code("SEK").unwrap());
             for (provider, psp_ref) in [("mock", "mpay_fuzz"), ("kustom", "ko-fuzz")] {
                 store.reserve_session(CART, provider, "key").await.unwrap();
@@ -88,7 +91,7 @@ fn fixture() -> &'static Fixture {
                 "http://gateway.test",
                 registry,
                 store,
-                Arc::new(MemHantera::new()),
+                hantera,
             )
         });
         Fixture { runtime, state }

@@ -215,6 +215,7 @@ async fn classic_basic_authentication_with_the_merchant_username_is_accepted_and
     let with_user = KustomProvider::from_config(
         &json!({ "api_key": common::API_KEY, "api_base": w.fake_base, "username": "PK0001-x" }),
         &w.gateway_url,
+        &w.services,
     )
     .unwrap();
     assert!(matches!(
@@ -234,6 +235,7 @@ async fn classic_basic_authentication_with_the_merchant_username_is_accepted_and
     let with_user = KustomProvider::from_config(
         &json!({ "api_key": common::API_KEY, "api_base": base, "username": "PK0001-x" }),
         &w.gateway_url,
+        &w.services,
     )
     .unwrap();
     let unknown = with_user
@@ -249,6 +251,7 @@ async fn classic_basic_authentication_with_the_merchant_username_is_accepted_and
     let wrong = KustomProvider::from_config(
         &json!({ "api_key": "kco_test_api_wrong", "api_base": w.fake_base }),
         &w.gateway_url,
+        &w.services,
     )
     .unwrap();
     match wrong.fetch(&uuid::Uuid::new_v4().to_string()).await {

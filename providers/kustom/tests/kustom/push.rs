@@ -4,13 +4,15 @@
 use crate::common;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{cart, eventually, item, world, world_with, World};
 use kustom::fake::{CompleteOptions, CompleteOutcome};
 use kustom::{KustomProvider, PushSchedule};
-use psp_core::{CartState, EventKind, Provider, WebhookDelivery, WebhookError};
+use psp_core::{CartState, EventKind, Provider, ProviderServices, WebhookDelivery, WebhookError};
 use serde_json::json;
+use testkit::mem::MemStore;
 
 fn no_validation() -> CompleteOptions {
     CompleteOptions {
@@ -199,6 +201,12 @@ async fn a_flood_of_made_up_pushes_makes_at_most_the_allowed_reads_per_window() 
     let w = world(json!({})).await;
     // An adapter that cannot ask the store (so every push reaches the rate limit), five
     // reads a minute.
+    let failing = Arc::new(MemStore::new());
+    failing.fail_next(usize::MAX);
+    let cannot_ask = ProviderServices {
+        store: failing,
+        ..w.services.clone()
+    };
     let bare = KustomProvider::from_config(
         &json!({
             "api_key": common::API_KEY,
@@ -207,6 +215,7 @@ async fn a_flood_of_made_up_pushes_makes_at_most_the_allowed_reads_per_window() 
             "push_window_ms": 60_000,
         }),
         &w.gateway_url,
+        &cannot_ask,
     )
     .unwrap();
     let mut limited = 0;

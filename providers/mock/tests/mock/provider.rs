@@ -110,6 +110,7 @@ async fn the_mock_provider_is_compiled_in_and_builds_from_the_registry() {
         &configured,
         "http://127.0.0.1:8080",
         psp_core::HanteraMode::Sandbox,
+        &testkit::mem::services(),
     )
     .unwrap();
     let provider = registry.get("mock").unwrap();
@@ -130,7 +131,13 @@ fn the_mock_is_test_only_so_a_real_hantera_refuses_it_unless_its_table_allows_it
     let real = psp_core::HanteraMode::Real;
     let mut configured = BTreeMap::new();
     configured.insert("mock".to_string(), json!({ "webhook_secret": "whsec_x" }));
-    let err = psp_core::Registry::build(&configured, "http://127.0.0.1:8080", real).unwrap_err();
+    let err = psp_core::Registry::build(
+        &configured,
+        "http://127.0.0.1:8080",
+        real,
+        &testkit::mem::services(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, psp_core::RegistryError::TestOnlyWithRealHantera { .. }),
         "{err}"
@@ -139,7 +146,13 @@ fn the_mock_is_test_only_so_a_real_hantera_refuses_it_unless_its_table_allows_it
         "mock".to_string(),
         json!({ "webhook_secret": "whsec_x", "allow_with_real_hantera": true }),
     );
-    let registry = psp_core::Registry::build(&configured, "http://127.0.0.1:8080", real).unwrap();
+    let registry = psp_core::Registry::build(
+        &configured,
+        "http://127.0.0.1:8080",
+        real,
+        &testkit::mem::services(),
+    )
+    .unwrap();
     assert_eq!(registry.test_only().collect::<Vec<_>>(), ["mock"]);
 }
 
@@ -151,6 +164,7 @@ async fn a_missing_webhook_secret_stops_the_registry_from_building() {
         &configured,
         "http://127.0.0.1:8080",
         psp_core::HanteraMode::Sandbox,
+        &testkit::mem::services(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("webhook_secret"), "{err}");

@@ -115,20 +115,17 @@ pub async fn world_with(config: Value, schedule: PushSchedule) -> World {
     if let (Some(t), Some(extra)) = (table.as_object_mut(), config.as_object()) {
         t.extend(extra.clone());
     }
-    let provider = Arc::new(
-        KustomProvider::from_config(&table, &gateway_url).expect("the adapter takes its config"),
-    );
     let hantera = Arc::new(MemHantera::new());
     let store = Arc::new(MemStore::new());
-    let completer = Arc::new(Completer::new(hantera.clone(), store.clone()));
-    let services = ProviderServices {
-        hantera: hantera.clone(),
-        store: store.clone(),
-        completer: completer.clone(),
-    };
+    let services = testkit::mem::services_of(hantera.clone(), store.clone());
+    let completer = services.completer.clone();
+    let provider = Arc::new(
+        KustomProvider::from_config(&table, &gateway_url, &services)
+            .expect("the adapter takes its config"),
+    );
     let pushes = PushReceiver::default();
     let own_routes = provider
-        .routes(&services)
+        .routes()
         .expect("Kustom serves its validation route");
     let gw = Gw {
         provider: provider.clone(),
