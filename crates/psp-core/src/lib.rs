@@ -12,6 +12,7 @@ pub mod limit;
 pub mod money;
 pub mod ports;
 pub mod provider;
+pub mod route;
 mod secret;
 pub mod signature;
 
@@ -27,6 +28,7 @@ pub use provider::{
     Registry, RegistryError, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
     ALLOW_WITH_REAL_HANTERA,
 };
+pub use route::{ProviderRoute, RouteHandler, RouteRequest, RouteResponse};
 pub use secret::Secret;
 pub use signature::{SignatureVerifier, VerifiedBody, VerifyError};
 

@@ -389,8 +389,8 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Extra routes the provider serves inside the gateway (callbacks such as Kustom's
     /// validation), mounted at the root. None by default.
-    fn routes(&self) -> Option<axum::Router> {
-        None
+    fn routes(&self) -> Vec<crate::route::ProviderRoute> {
+        Vec::new()
     }
 
     /// The config key of this provider's table that holds a credential or endpoint for

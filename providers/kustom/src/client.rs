@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use parking_lot::Mutex;
 use psp_core::{ProviderError, Secret};
 use reqwest::header::{HeaderMap, LOCATION};

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use psp_core::{
     Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, Currency, Money,
-    Provider, ProviderContext, ProviderError, ProviderServices, PspPayment, PspStatus,
-    RenderedCart, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
+    Provider, ProviderContext, ProviderError, ProviderRoute, ProviderServices, PspPayment,
+    PspStatus, RenderedCart, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -750,12 +750,12 @@ impl Provider for KustomProvider {
         Ok(())
     }
 
-    fn routes(&self) -> Option<axum::Router> {
-        Some(crate::validate::router(crate::validate::Validator::new(
+    fn routes(&self) -> Vec<ProviderRoute> {
+        vec![crate::validate::route(crate::validate::Validator::new(
             self.config.clone(),
             self.services.clone(),
             &self.public_url,
-        )))
+        ))]
     }
 }
 

@@ -16,13 +16,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use psp_core::{CartState, ProviderServices, RenderedCart};
+use async_trait::async_trait;
+use http::{header, StatusCode};
+use psp_core::route::{respond, respond_json};
+use psp_core::{
+    CartState, ProviderRoute, ProviderServices, RenderedCart, RouteHandler, RouteRequest,
+    RouteResponse,
+};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -243,26 +243,25 @@ impl Validator {
         absolute_http_url(&url).then_some(url)
     }
 
-    async fn respond(&self, order: &Value, decision: Decision, deadline: Instant) -> Response {
+    async fn respond(&self, order: &Value, decision: Decision, deadline: Instant) -> RouteResponse {
         match decision {
-            Decision::Approve => StatusCode::OK.into_response(),
+            Decision::Approve => respond(StatusCode::OK, &[], ""),
             Decision::Deny { code, message } => {
-                let body = Json(json!({ "error": { "code": code, "message": message } }));
+                let body = json!({ "error": { "code": code, "message": message } });
                 match self.config.validation.deny {
-                    DenyStyle::Redirect => (
-                        StatusCode::SEE_OTHER,
-                        [(
-                            header::LOCATION,
-                            self.deny_location(order, &code, deadline).await,
-                        )],
-                        body,
-                    )
-                        .into_response(),
-                    DenyStyle::Status400 => (StatusCode::BAD_REQUEST, body).into_response(),
+                    DenyStyle::Redirect => {
+                        let location = self.deny_location(order, &code, deadline).await;
+                        respond_json(
+                            StatusCode::SEE_OTHER,
+                            &[(header::LOCATION, &location)],
+                            &body,
+                        )
+                    }
+                    DenyStyle::Status400 => respond_json(StatusCode::BAD_REQUEST, &[], &body),
                 }
             }
             // Resolved by the policy before answering; approving is Kustom's own default.
-            Decision::Undecided(_) => StatusCode::OK.into_response(),
+            Decision::Undecided(_) => respond(StatusCode::OK, &[], ""),
         }
     }
 }
@@ -273,20 +272,26 @@ fn number(d: Decimal) -> Value {
     serde_json::from_str(&d.to_string()).unwrap_or(Value::Null)
 }
 
-pub(crate) fn router(validator: Arc<Validator>) -> Router {
-    Router::new()
-        .route(VALIDATE_PATH, post(handle))
-        .with_state(validator)
+/// The validation callback's route.
+pub(crate) fn route(validator: Arc<Validator>) -> ProviderRoute {
+    ProviderRoute::post(VALIDATE_PATH, validator)
 }
 
-async fn handle(State(v): State<Arc<Validator>>, body: Bytes) -> Response {
+#[async_trait]
+impl RouteHandler for Validator {
+    async fn handle(&self, request: RouteRequest) -> RouteResponse {
+        handle(self, request.body()).await
+    }
+}
+
+async fn handle(v: &Validator, body: &[u8]) -> RouteResponse {
     let started = Instant::now();
-    let Ok(order) = serde_json::from_slice::<Value>(&body) else {
-        return (
+    let Ok(order) = serde_json::from_slice::<Value>(body) else {
+        return respond_json(
             StatusCode::BAD_REQUEST,
-            Json(json!({ "error": { "code": "invalid_order", "message": "the body is not a Kustom order" } })),
-        )
-            .into_response();
+            &[],
+            &json!({ "error": { "code": "invalid_order", "message": "the body is not a Kustom order" } }),
+        );
     };
     let budget = v.config.validation.budget;
     let decision = match tokio::time::timeout(budget, v.decide(&order)).await {

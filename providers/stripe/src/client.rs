@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use psp_core::Secret;
 use rand::Rng;
 use reqwest::Method;

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use http::{header, HeaderMap, StatusCode};
+use psp_core::route::{respond, respond_json};
 use psp_core::signature::DEFAULT_TOLERANCE;
 use psp_core::{
     Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, Money, Provider,
-    ProviderContext, ProviderError, PspPayment, RenderedCart, SignatureVerifier, SyncRequest,
-    VerifiedEvent, WebhookDelivery, WebhookError,
+    ProviderContext, ProviderError, ProviderRoute, PspPayment, RenderedCart, RouteHandler,
+    RouteRequest, RouteResponse, SignatureVerifier, SyncRequest, VerifiedEvent, WebhookDelivery,
+    WebhookError,
 };
 use serde_json::{json, Value};
 
@@ -289,17 +288,17 @@ impl StripeProvider {
 /// Serves `GET /ingress/stripe/publicKey`. Hantera's storefront SDK reads the answer with
 /// `response.text()`, while Hantera's documentation shows `{publicKey}`: plain text is
 /// the default, and JSON is sent to a client that asks for it in `Accept`.
-fn public_key(key: Option<&str>, headers: &HeaderMap) -> Response {
+fn public_key(key: Option<&str>, headers: &HeaderMap) -> RouteResponse {
     let Some(key) = key else {
-        return (
+        return respond_json(
             StatusCode::NOT_FOUND,
-            Json(json!({ "errors": [{
+            &[],
+            &json!({ "errors": [{
                 "code": "STRIPE_PUBLIC_KEY_NOT_CONFIGURED",
                 "message": "[providers.stripe] has no publishable_key",
                 "details": {}
-            }]})),
-        )
-            .into_response();
+            }]}),
+        );
     };
     let wants_json = headers
         .get_all(header::ACCEPT)
@@ -316,13 +315,23 @@ fn public_key(key: Option<&str>, headers: &HeaderMap) -> Response {
         })
         .any(|media| media == "application/json");
     if wants_json {
-        Json(json!({ "publicKey": key })).into_response()
+        respond_json(StatusCode::OK, &[], &json!({ "publicKey": key }))
     } else {
-        (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        respond(
+            StatusCode::OK,
+            &[(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             key.to_string(),
         )
-            .into_response()
+    }
+}
+
+/// `GET /ingress/stripe/publicKey`, with the configured publishable key.
+struct PublicKey(Option<String>);
+
+#[async_trait]
+impl RouteHandler for PublicKey {
+    async fn handle(&self, request: RouteRequest) -> RouteResponse {
+        public_key(self.0.as_deref(), request.headers())
     }
 }
 
@@ -488,12 +497,9 @@ impl Provider for StripeProvider {
             .map(|_| ())
     }
 
-    fn routes(&self) -> Option<Router> {
-        let key = self.config.publishable_key.clone();
-        Some(Router::new().route(
-            PUBLIC_KEY_PATH,
-            get(move |headers: HeaderMap| async move { public_key(key.as_deref(), &headers) }),
-        ))
+    fn routes(&self) -> Vec<ProviderRoute> {
+        let key = PublicKey(self.config.publishable_key.clone());
+        vec![ProviderRoute::get(PUBLIC_KEY_PATH, Arc::new(key))]
     }
 }
 

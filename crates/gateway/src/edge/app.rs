@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderMap, HeaderName, Method, Request, Uri};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
-use psp_core::Secret;
+use psp_core::{ProviderRoute, Secret};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -111,8 +112,8 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(metrics_route(state.clone()));
     }
     for provider in state.services.registry.iter() {
-        if let Some(extra) = provider.routes() {
-            app = app.merge(extra);
+        for route in provider.routes() {
+            app = mount_provider_route(app, provider.id(), route);
         }
     }
     edge_layers(
@@ -121,6 +122,35 @@ pub fn router(state: AppState) -> Router {
                 axum::http::StatusCode::REQUEST_TIMEOUT,
                 timeout,
             )),
+    )
+}
+
+/// Mounts a provider's route: the request's method, URI, headers and body (read within the
+/// body limit) are handed to the provider's handler, and its answer is sent as it is. A
+/// method axum cannot route is not mounted, and said so in the log.
+fn mount_provider_route(app: Router, provider: &str, route: ProviderRoute) -> Router {
+    let Ok(filter) = MethodFilter::try_from(route.method.clone()) else {
+        tracing::error!(
+            provider,
+            path = route.path,
+            method = %route.method,
+            "a provider route's method cannot be served; the route is not mounted"
+        );
+        return app;
+    };
+    let handler = route.handler;
+    app.route(
+        route.path,
+        on(
+            filter,
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                let mut request = Request::new(body);
+                *request.method_mut() = method;
+                *request.uri_mut() = uri;
+                *request.headers_mut() = headers;
+                handler.handle(request).await.map(Body::from)
+            },
+        ),
     )
 }
 
