@@ -710,10 +710,11 @@ impl Config {
                 if vars.is_empty() || switch {
                     // The embedded default enables every compiled-in provider that ships a
                     // fake, with the sandbox settings that match its fake.
-                    let providers: serde_json::Map<String, serde_json::Value> = psp_core::fakes()
-                        .into_iter()
-                        .map(|(id, fake)| (id.to_string(), (fake.sandbox_config)()))
-                        .collect();
+                    let providers: serde_json::Map<String, serde_json::Value> =
+                        fake_support::fakes()
+                            .into_iter()
+                            .map(|(id, fake)| (id.to_string(), (fake.sandbox_config)()))
+                            .collect();
                     figment = figment
                         .merge(Serialized::default("providers", providers))
                         .merge(Serialized::default("sandbox.enabled", true));

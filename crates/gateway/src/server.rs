@@ -82,7 +82,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let mut tables = config.providers.clone();
     let mut fakes = Vec::new();
     if embedded {
-        for (id, fake) in psp_core::fakes() {
+        for (id, fake) in fake_support::fakes() {
             let Some(serde_json::Value::Object(table)) = tables.get_mut(id) else {
                 continue;
             };
@@ -145,7 +145,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     for (id, fake, table) in fakes {
         let public_base = format!("{public_url}/fakes/{id}");
         let webhook_url = format!("{public_url}/webhooks/{id}");
-        let ctx = psp_core::FakeContext {
+        let ctx = fake_support::FakeContext {
             public_base: &public_base,
             config: &table,
             webhook_url: Some(&webhook_url),
@@ -429,9 +429,9 @@ pub async fn run_sandbox(listen: &str, hooks: Option<SandboxHooks>) -> anyhow::R
     // Every compiled-in fake PSP runs beside it with its sandbox defaults, so a gateway in
     // another process (tests, a storefront developer) can point `api_base` at it.
     let empty = serde_json::json!({});
-    for (id, fake) in psp_core::fakes() {
+    for (id, fake) in fake_support::fakes() {
         let public_base = format!("{base}/fakes/{id}");
-        let ctx = psp_core::FakeContext {
+        let ctx = fake_support::FakeContext {
             public_base: &public_base,
             config: &empty,
             webhook_url: None,

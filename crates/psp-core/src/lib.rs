@@ -22,11 +22,10 @@ pub use completion::{
 };
 pub use money::{Currency, Money, MoneyError};
 pub use provider::{
-    fakes, Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
-    ExistingSession, FakeContext, FakeRegistration, HanteraMode, ParsedEvent, Provider,
-    ProviderContext, ProviderError, ProviderRegistration, ProviderServices, PspPayment, PspStatus,
-    Registry, RegistryError, SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError,
-    ALLOW_WITH_REAL_HANTERA,
+    Capabilities, CaptureDone, CaptureRequest, CheckoutRequest, CheckoutSession, EventKind,
+    ExistingSession, HanteraMode, ParsedEvent, Provider, ProviderContext, ProviderError,
+    ProviderRegistration, ProviderServices, PspPayment, PspStatus, Registry, RegistryError,
+    SyncRequest, VerifiedEvent, WebhookDelivery, WebhookError, ALLOW_WITH_REAL_HANTERA,
 };
 pub use route::{ProviderRoute, RouteHandler, RouteRequest, RouteResponse};
 pub use secret::Secret;

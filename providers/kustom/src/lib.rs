@@ -18,7 +18,7 @@
 //! - **Capture** and **void** go through Order Management with `Klarna-Idempotency-Key`.
 //!
 //! [`fake`] is Kustom for tests and the embedded default, registered as a
-//! `psp_core::FakeRegistration` and mounted by the gateway at `/fakes/kustom`.
+//! `fake_support::FakeRegistration` and mounted by the gateway at `/fakes/kustom`.
 
 #![warn(missing_docs)]
 
@@ -42,7 +42,7 @@ use serde_json::{json, Value};
 /// Builds the fake for the gateway to mount at [`FAKE_PATH`]: with the provider's table
 /// it takes the provider's key (and username); with `{}` (the stand-alone sandbox) the
 /// public [`SANDBOX_API_KEY`].
-fn build_fake(ctx: &psp_core::FakeContext<'_>) -> axum::Router {
+fn build_fake(ctx: &fake_support::FakeContext<'_>) -> axum::Router {
     let text = |key: &str| {
         ctx.config
             .get(key)
@@ -63,5 +63,5 @@ fn sandbox_config() -> Value {
 }
 
 psp_core::inventory::submit! {
-    psp_core::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
 }

@@ -9,7 +9,7 @@
 //!   the id `"mock"`. It talks to the fake only over HTTP, exactly as the Stripe adapter
 //!   talks to Stripe, so the fake and the adapter agree through the wire format alone.
 //!
-//! The fake is registered with `inventory` as a `psp_core::FakeRegistration`: the gateway
+//! The fake is registered with `inventory` as a `fake_support::FakeRegistration`: the gateway
 //! mounts it at `/fakes/mock` in `psp-gateway sandbox` and in the embedded default (which
 //! points `api_base` there), without naming this crate.
 

@@ -52,7 +52,7 @@ psp_core::inventory::submit! {
 /// Builds the fake for the gateway to mount at [`FAKE_PATH`]. With a config table it
 /// shares the provider's key and first webhook secret; with `{}` (the stand-alone sandbox)
 /// it uses the sandbox defaults, `mock_sk_test` and [`crate::SANDBOX_WEBHOOK_SECRET`].
-fn build_fake(ctx: &psp_core::FakeContext<'_>) -> axum::Router {
+fn build_fake(ctx: &fake_support::FakeContext<'_>) -> axum::Router {
     let table = ctx.config;
     let text = |key: &str| table.get(key).and_then(Value::as_str).map(str::to_string);
     let secret = text("webhook_secret").unwrap_or_else(|| crate::SANDBOX_WEBHOOK_SECRET.into());
@@ -69,7 +69,7 @@ fn sandbox_config() -> Value {
 }
 
 psp_core::inventory::submit! {
-    psp_core::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
 }
 
 /// The mock provider's adapter.

@@ -12,7 +12,7 @@
 //! - [`fake`] is a fake Stripe: PaymentIntents with Stripe's status machine, strict form
 //!   parsing, idempotent replay, test payment methods, signed events to webhook endpoints,
 //!   fault injection and a hosted test page. It is registered as a
-//!   `psp_core::FakeRegistration`, so the gateway mounts it at `/fakes/stripe` in
+//!   `fake_support::FakeRegistration`, so the gateway mounts it at `/fakes/stripe` in
 //!   `psp-gateway sandbox` and in the embedded default without naming this crate.
 //!
 //! Architecture invariant: the adapter talks to Stripe (or the fake) over HTTP only; the
@@ -27,7 +27,8 @@ pub mod fake;
 mod provider;
 mod transformers;
 
-use psp_core::{FakeContext, Secret};
+use fake_support::FakeContext;
+use psp_core::Secret;
 use serde_json::{json, Value};
 
 pub use config::{CaptureMethod, StripeConfig, DEFAULT_API_VERSION};
@@ -77,7 +78,7 @@ fn build_fake(ctx: &FakeContext<'_>) -> axum::Router {
 }
 
 psp_core::inventory::submit! {
-    psp_core::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
 }
 
 #[cfg(test)]
@@ -99,6 +100,6 @@ mod tests {
     #[test]
     fn stripe_and_its_fake_are_registered() {
         assert!(psp_core::Registry::compiled_in().unwrap().contains(&ID));
-        assert!(psp_core::fakes().contains_key(ID));
+        assert!(fake_support::fakes().contains_key(ID));
     }
 }

@@ -629,13 +629,13 @@ async fn the_registered_fake_serves_a_whole_payment_where_the_gateway_mounts_it(
     // adapter talks to it there, over HTTP like any PSP.
     let listener = common::bind().await;
     let public_url = format!("http://{}", listener.local_addr().unwrap());
-    let fake = psp_core::fakes()
+    let fake = fake_support::fakes()
         .get("mock")
         .copied()
         .expect("the mock crate registers its fake");
     let public_base = format!("{public_url}{}", mock::FAKE_PATH);
     let config = json!({ "webhook_secret": SECRET });
-    let router = (fake.build)(&psp_core::FakeContext {
+    let router = (fake.build)(&fake_support::FakeContext {
         public_base: &public_base,
         config: &config,
         webhook_url: None,
