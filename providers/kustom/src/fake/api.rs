@@ -6,6 +6,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use fake_support::faults::take;
+use fake_support::replay::Replay;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -108,8 +110,7 @@ fn gate(fake: &FakeKustom, headers: &HeaderMap, route: &str, api: bool) -> Resul
     }
     let mut st = fake.inner.state.lock();
     *st.requests.entry(route.to_string()).or_default() += 1;
-    if api && st.fail_next > 0 {
-        st.fail_next -= 1;
+    if api && take(&mut st.fail_next) {
         return Err(KError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "TEMPORARY_UNAVAILABLE",
@@ -185,18 +186,19 @@ async fn create(State(fake): State<FakeKustom>, headers: HeaderMap, body: Bytes)
     order.insert("started_at".into(), json!(stamp));
     order.insert("last_modified_at".into(), json!(stamp));
     let view = Value::Object(order.clone());
-    let position = st.orders.len();
-    st.index.insert(id.clone(), position);
-    st.orders.push(FakeOrder {
-        checkout: order,
-        aborted: false,
-        om: None,
-        pushes: Vec::new(),
-        pushes_gave_up: false,
-        pushes_finished: false,
-        validations: Vec::new(),
-        updates: 0,
-    });
+    st.orders.insert(
+        id.clone(),
+        FakeOrder {
+            checkout: order,
+            aborted: false,
+            om: None,
+            pushes: Vec::new(),
+            pushes_gave_up: false,
+            pushes_finished: false,
+            validations: Vec::new(),
+            updates: 0,
+        },
+    );
     Ok((
         StatusCode::CREATED,
         [(
@@ -356,14 +358,15 @@ fn once(
     key: Option<String>,
     act: impl FnOnce(&mut FakeState) -> Result<Saved, KError>,
 ) -> Answer {
+    let key = key.map(|k| (id.to_string(), k));
     if let Some(key) = &key {
-        if let Some(saved) = st.idempotency.get(&(id.to_string(), key.clone())) {
+        if let Replay::Same(saved) = st.idempotency.check(key, &()) {
             return Ok(render(saved));
         }
     }
     let saved = act(st)?;
     if let Some(key) = key {
-        st.idempotency.insert((id.to_string(), key), saved.clone());
+        st.idempotency.save(key, (), saved.clone());
     }
     Ok(render(&saved))
 }

@@ -31,11 +31,12 @@ mod hosted;
 mod push;
 pub(crate) mod rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use fake_support::replay::Replays;
+use fake_support::{base_url, FakeCore, Records};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -295,19 +296,15 @@ impl std::fmt::Debug for FakeKustom {
     }
 }
 
-struct Inner {
-    config: FakeConfig,
-    http: reqwest::Client,
-    state: Mutex<State>,
-}
+type Inner = FakeCore<FakeConfig, State>;
 
 /// One lock over everything; no handler awaits while holding it, so each API call is
 /// atomic.
 struct State {
-    orders: Vec<FakeOrder>,
-    index: HashMap<String, usize>,
-    /// Order Management answers saved per (order, idempotency key).
-    idempotency: HashMap<(String, String), Saved>,
+    orders: Records<FakeOrder>,
+    /// Order Management answers saved per (order, idempotency key). Kustom disregards the
+    /// input of a repeated key, so there is no fingerprint to compare.
+    idempotency: Replays<(String, String), (), Saved>,
     requests: BTreeMap<String, u64>,
     fail_next: u32,
     push_schedule: PushSchedule,
@@ -323,11 +320,11 @@ struct Saved {
 
 impl State {
     fn order(&self, id: &str) -> Option<&FakeOrder> {
-        self.index.get(id).map(|&i| &self.orders[i])
+        self.orders.get(id)
     }
 
     fn order_mut(&mut self, id: &str) -> Option<&mut FakeOrder> {
-        self.index.get(id).map(|&i| &mut self.orders[i])
+        self.orders.get_mut(id)
     }
 }
 
@@ -345,24 +342,20 @@ impl FakeKustom {
             .build()
             .unwrap_or_default();
         let config = FakeConfig {
-            public_base: config.public_base.trim_end_matches('/').to_string(),
+            public_base: base_url(&config.public_base),
             ..config
         };
         let push_schedule = config.push_schedule.clone();
+        let state = State {
+            orders: Records::default(),
+            idempotency: Replays::default(),
+            requests: BTreeMap::new(),
+            fail_next: 0,
+            push_schedule,
+            started: Instant::now(),
+        };
         Self {
-            inner: Arc::new(Inner {
-                config,
-                http,
-                state: Mutex::new(State {
-                    orders: Vec::new(),
-                    index: HashMap::new(),
-                    idempotency: HashMap::new(),
-                    requests: BTreeMap::new(),
-                    fail_next: 0,
-                    push_schedule,
-                    started: Instant::now(),
-                }),
-            }),
+            inner: Arc::new(FakeCore::with_client(config, http, state)),
         }
     }
 
@@ -378,7 +371,7 @@ impl FakeKustom {
 
     /// Every order, oldest first.
     pub fn orders(&self) -> Vec<FakeOrder> {
-        self.inner.state.lock().orders.clone()
+        self.inner.state.lock().orders.iter().cloned().collect()
     }
 
     /// One order.

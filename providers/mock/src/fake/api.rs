@@ -1,16 +1,17 @@
 //! The JSON API under `/v1`, its authentication, the fault injection and the `/_test`
 //! controls.
 
-use std::io;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State as AxumState};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use fake_support::faults::{broken, hang, take};
+use fake_support::replay::{mark_replayed, Replay};
 use psp_core::signature::unix_now;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -113,29 +114,26 @@ impl State {
         fingerprint: String,
         act: impl FnOnce(&mut State) -> (Reply, Option<Delivery>),
     ) -> Result<Executed, ApiError> {
-        if let Some(saved) = self.idempotency.get(key) {
-            if saved.fingerprint != fingerprint {
+        match self.idempotency.check(&key.to_string(), &fingerprint) {
+            Replay::Other(_) => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "idempotency_error",
                     format!("the idempotency key {key:?} was already used for a different request"),
-                ));
+                ))
             }
-            return Ok(Executed {
-                reply: (saved.status, saved.body.clone()),
-                replayed: true,
-                delivery: None,
-            });
+            Replay::Same(saved) => {
+                return Ok(Executed {
+                    reply: saved.clone(),
+                    replayed: true,
+                    delivery: None,
+                })
+            }
+            Replay::New => {}
         }
         let (reply, delivery) = act(self);
-        self.idempotency.insert(
-            key.to_string(),
-            super::Saved {
-                fingerprint,
-                status: reply.0,
-                body: reply.1.clone(),
-            },
-        );
+        self.idempotency
+            .save(key.to_string(), fingerprint, reply.clone());
         Ok(Executed {
             reply,
             replayed: false,
@@ -153,8 +151,7 @@ impl FakeMockPsp {
         let (status, body) = done.reply;
         let mut resp = (status, Json(body)).into_response();
         if done.replayed {
-            resp.headers_mut()
-                .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+            mark_replayed(&mut resp);
         }
         resp
     }
@@ -162,14 +159,11 @@ impl FakeMockPsp {
     fn take_fault(&self) -> Option<Fault> {
         let mut st = self.inner.state.lock();
         let f = &mut st.faults;
-        if f.fail_next > 0 {
-            f.fail_next -= 1;
+        if take(&mut f.fail_next) {
             Some(Fault::Fail)
-        } else if f.hang_next > 0 {
-            f.hang_next -= 1;
+        } else if take(&mut f.hang_next) {
             Some(Fault::Hang(Duration::from_millis(f.hang_ms)))
-        } else if f.drop_after_next > 0 {
-            f.drop_after_next -= 1;
+        } else if take(&mut f.drop_after_next) {
             Some(Fault::DropAfter)
         } else {
             None
@@ -334,14 +328,16 @@ async fn create_payment(
                 created: unix_now(),
             };
             let body = payment_json(&payment);
-            st.index.insert(id, st.payments.len());
-            st.payments.push(Entry {
-                payment,
-                webhook_url: req.webhook_url.clone(),
-                captures: Vec::new(),
-                capture_calls: Vec::new(),
-                amount_updates: Vec::new(),
-            });
+            st.payments.insert(
+                id,
+                Entry {
+                    payment,
+                    webhook_url: req.webhook_url.clone(),
+                    captures: Vec::new(),
+                    capture_calls: Vec::new(),
+                    amount_updates: Vec::new(),
+                },
+            );
             ((StatusCode::CREATED, body), None)
         })?;
     Ok(fake.finish(done))
@@ -555,35 +551,12 @@ async fn inject_faults(
             "injected fault: the mock PSP is unavailable",
         )
         .into_response(),
-        Some(Fault::Hang(wait)) => {
-            tokio::time::sleep(wait).await;
-            broken(Response::new(Body::empty())).await
-        }
+        Some(Fault::Hang(wait)) => hang(wait).await,
         Some(Fault::DropAfter) => {
             let resp = next.run(req).await;
             broken(resp).await
         }
     }
-}
-
-/// Turns a response into one whose body breaks off halfway: the status line and headers
-/// may reach the client, the complete body never does, and the connection is dropped.
-async fn broken(resp: Response) -> Response {
-    let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    // Without a length the body is sent chunked, and hyper ends the connection when the
-    // stream fails, which the client sees as a truncated answer.
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let chunks: Vec<Result<Bytes, io::Error>> = vec![
-        Ok(bytes.slice(..bytes.len() / 2)),
-        Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            "injected fault: connection dropped",
-        )),
-    ];
-    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
 }
 
 async fn get_faults(AxumState(fake): AxumState<FakeMockPsp>) -> Json<Faults> {

@@ -1,17 +1,13 @@
-//! Webhook delivery: signed POSTs over real HTTP, retried with a growing delay.
+//! Webhook delivery: signed POSTs over real HTTP, retried with a growing delay
+//! (`fake_support::delivery`), each attempt recorded on the event.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
+use fake_support::delivery::Attempt;
 use psp_core::signature::{sign_header, unix_now};
 
-use super::{DeliveryState, Inner};
-
-/// How many times one event is tried before the fake gives up.
-const ATTEMPTS: u32 = 5;
-/// The wait after the first failure; it doubles after each further failure.
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+use super::Inner;
 
 /// One event to deliver.
 pub(super) struct Delivery {
@@ -20,84 +16,31 @@ pub(super) struct Delivery {
     pub(super) body: Bytes,
 }
 
-/// Delivers in a background task, so the customer's redirect does not wait for the
-/// merchant's webhook endpoint (a real PSP does not make the customer wait either).
-/// Outside a Tokio runtime (a synchronous test calling `approve`) nothing can be sent, so
-/// the event is recorded as given up instead of panicking.
+/// Delivers in a background task, signed in `Mock-Signature` with the core scheme.
 pub(super) fn spawn(inner: Arc<Inner>, delivery: Delivery) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn(deliver(inner, delivery));
-        }
-        Err(_) => {
-            tracing::warn!(event = %delivery.event_id, "no Tokio runtime: webhook not sent");
-            record(&inner, &delivery.event_id, 0, false, true);
-        }
+    let secret = inner.config.webhook_secret.clone();
+    let recorder = inner.clone();
+    let event_id = delivery.event_id.clone();
+    fake_support::delivery::Delivery {
+        sender: "mock PSP",
+        label: delivery.event_id,
+        url: delivery.url,
+        body: delivery.body,
+        headers: move |body: &[u8]| {
+            vec![
+                ("Mock-Signature", sign_header(&secret, unix_now(), body)),
+                ("Content-Type", "application/json".to_string()),
+            ]
+        },
+        record: move |attempt| record(&recorder, &event_id, attempt),
     }
+    .spawn(&inner.http);
 }
 
-async fn deliver(inner: Arc<Inner>, delivery: Delivery) {
-    let mut backoff = FIRST_BACKOFF;
-    for attempt in 1..=ATTEMPTS {
-        // Each attempt is signed anew, as Stripe does, so that a delivery retried for a
-        // while still carries a timestamp inside the receiver's tolerance.
-        let header = sign_header(
-            &inner.config.webhook_secret,
-            unix_now(),
-            delivery.body.as_ref(),
-        );
-        let result = inner
-            .http
-            .post(&delivery.url)
-            .header("Mock-Signature", header)
-            .header("Content-Type", "application/json")
-            .body(delivery.body.clone())
-            .send()
-            .await;
-        let delivered = match &result {
-            Ok(resp) if resp.status().is_success() => true,
-            Ok(resp) => {
-                tracing::debug!(event = %delivery.event_id, attempt, status = %resp.status(), "webhook refused");
-                false
-            }
-            Err(err) => {
-                tracing::debug!(event = %delivery.event_id, attempt, error = %err, "webhook not delivered");
-                false
-            }
-        };
-        record(
-            &inner,
-            &delivery.event_id,
-            attempt,
-            delivered,
-            attempt == ATTEMPTS,
-        );
-        if delivered {
-            return;
-        }
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
-    }
-    tracing::warn!(
-        event = %delivery.event_id,
-        url = %delivery.url,
-        attempts = ATTEMPTS,
-        "mock PSP gave up delivering a webhook"
-    );
-}
-
-fn record(inner: &Inner, event_id: &str, attempt: u32, delivered: bool, last: bool) {
+fn record(inner: &Inner, event_id: &str, attempt: Attempt) {
     let mut st = inner.state.lock();
     if let Some(rec) = st.events.iter_mut().find(|e| e.id == event_id) {
-        rec.attempts = attempt;
-        rec.state = if delivered {
-            DeliveryState::Delivered
-        } else if last {
-            DeliveryState::GaveUp
-        } else {
-            DeliveryState::Pending
-        };
+        rec.attempts = attempt.number;
+        rec.state = attempt.state;
     }
 }

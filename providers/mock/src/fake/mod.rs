@@ -28,15 +28,16 @@ mod api;
 mod delivery;
 mod hosted;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use parking_lot::Mutex;
+use fake_support::replay::Replays;
+use fake_support::{base_url, FakeCore, Records};
 use psp_core::Secret;
 use serde::{Deserialize, Serialize};
 
 use self::delivery::Delivery;
+pub use fake_support::delivery::DeliveryState;
 
 /// The card number that approves, as Stripe's `4242…` test card does.
 pub const CARD_APPROVE: &str = "4242424242424242";
@@ -182,22 +183,10 @@ impl Default for Faults {
             hang_next: 0,
             // Longer than the adapter's default 10 s timeout, so that a hang set without a
             // duration is seen by the caller as a timeout.
-            hang_ms: 15_000,
+            hang_ms: fake_support::faults::DEFAULT_HANG_MS,
             drop_after_next: 0,
         }
     }
-}
-
-/// Where a webhook delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Still being tried.
-    Pending,
-    /// A 2xx was received.
-    Delivered,
-    /// Every attempt failed.
-    GaveUp,
 }
 
 /// A webhook event the fake made, and what became of its delivery.
@@ -279,22 +268,16 @@ impl std::fmt::Debug for FakeMockPsp {
     }
 }
 
-struct Inner {
-    config: FakeConfig,
-    /// Sends webhooks. Each attempt has its own timeout so one slow receiver cannot hold a
-    /// delivery task for long.
-    http: reqwest::Client,
-    state: Mutex<State>,
-}
+type Inner = FakeCore<FakeConfig, State>;
 
 /// Everything the fake holds. One lock guards it all, and no handler awaits while holding
 /// it, so every API call is atomic: two calls with the same idempotency key can never
 /// both act.
 #[derive(Default)]
 struct State {
-    payments: Vec<Entry>,
-    index: HashMap<String, usize>,
-    idempotency: HashMap<String, Saved>,
+    payments: Records<Entry>,
+    /// Saved answers by idempotency key, with a fingerprint of the request each answered.
+    idempotency: Replays<String, String, (StatusCode, serde_json::Value)>,
     faults: Faults,
     events: Vec<WebhookRecord>,
 }
@@ -307,20 +290,13 @@ struct Entry {
     amount_updates: Vec<AmountUpdate>,
 }
 
-/// A saved answer for an idempotency key, with a fingerprint of the request it answered.
-struct Saved {
-    fingerprint: String,
-    status: StatusCode,
-    body: serde_json::Value,
-}
-
 impl State {
     fn entry(&self, id: &str) -> Option<&Entry> {
-        self.index.get(id).map(|&i| &self.payments[i])
+        self.payments.get(id)
     }
 
     fn entry_mut(&mut self, id: &str) -> Option<&mut Entry> {
-        self.index.get(id).map(|&i| &mut self.payments[i])
+        self.payments.get_mut(id)
     }
 
     /// Records a webhook event for the payment and returns what the delivery task needs.
@@ -375,23 +351,12 @@ enum Choice {
 impl FakeMockPsp {
     /// A fake with no payments.
     pub fn new(config: FakeConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            // Only a broken TLS backend makes the builder fail, and the fake cannot work
-            // without one anyway.
-            .expect("the HTTP client for webhooks builds");
         let config = FakeConfig {
-            public_base: config.public_base.trim_end_matches('/').to_string(),
+            public_base: base_url(&config.public_base),
             ..config
         };
         Self {
-            inner: Arc::new(Inner {
-                config,
-                http,
-                state: Mutex::new(State::default()),
-            }),
+            inner: Arc::new(FakeCore::new(config, State::default())),
         }
     }
 
@@ -618,26 +583,28 @@ mod tests {
         });
         {
             let mut st = fake.inner.state.lock();
-            st.index.insert("mpay_1".into(), 0);
-            st.payments.push(Entry {
-                payment: Payment {
-                    id: "mpay_1".into(),
-                    status: PaymentStatus::Pending,
-                    amount: 100,
-                    currency: "SEK".into(),
-                    cart_id: "c".into(),
-                    return_url: None,
-                    hosted_url: "http://127.0.0.1:1/mock-psp/pay/mpay_1".into(),
-                    authorized_amount: 0,
-                    captured_amount: 0,
-                    failure_reason: None,
-                    created: 1,
+            st.payments.insert(
+                "mpay_1".into(),
+                Entry {
+                    payment: Payment {
+                        id: "mpay_1".into(),
+                        status: PaymentStatus::Pending,
+                        amount: 100,
+                        currency: "SEK".into(),
+                        cart_id: "c".into(),
+                        return_url: None,
+                        hosted_url: "http://127.0.0.1:1/mock-psp/pay/mpay_1".into(),
+                        authorized_amount: 0,
+                        captured_amount: 0,
+                        failure_reason: None,
+                        created: 1,
+                    },
+                    webhook_url: "http://127.0.0.1:1/hook".into(),
+                    captures: Vec::new(),
+                    capture_calls: Vec::new(),
+                    amount_updates: Vec::new(),
                 },
-                webhook_url: "http://127.0.0.1:1/hook".into(),
-                captures: Vec::new(),
-                capture_calls: Vec::new(),
-                amount_updates: Vec::new(),
-            });
+            );
         }
         let p = fake.approve("mpay_1", ApproveOptions::default()).unwrap();
         assert_eq!(p.status, PaymentStatus::Authorized);

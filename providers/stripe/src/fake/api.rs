@@ -2,16 +2,17 @@
 //! authentication, parameter validation, idempotency and errors; fault injection; and the
 //! `/v1/_test` controls.
 
-use std::io;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State as AxumState};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
+use fake_support::faults::{broken, hang, take};
+use fake_support::replay::{mark_replayed, Replay};
 use psp_core::signature::unix_now;
 use psp_core::Currency;
 use serde::Deserialize;
@@ -20,8 +21,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::form::{self, Params};
 use super::{
-    delivery, new_id, random, Endpoint, FakeStripe, IntentStatus, Outcome, PaymentIntent,
-    RequestRecord, Saved, State,
+    delivery, new_id, random, Endpoint, FakeStripe, Fingerprint, IntentStatus, Outcome,
+    PaymentIntent, RequestRecord, Saved, State,
 };
 use crate::currency::{self, MAX_AMOUNT};
 
@@ -282,22 +283,18 @@ impl FakeStripe {
     fn take_fault(&self) -> Option<Fault> {
         let mut st = self.inner.state.lock();
         let f = &mut st.faults;
-        if f.hang_next > 0 {
-            f.hang_next -= 1;
+        if take(&mut f.hang_next) {
             Some(Fault::Hang(Duration::from_millis(f.hang_ms)))
-        } else if f.reject_next > 0 {
-            f.reject_next -= 1;
+        } else if take(&mut f.reject_next) {
             let status =
                 StatusCode::from_u16(f.reject_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             Some(Fault::Reject(status, f.should_retry))
-        } else if f.error_next > 0 {
-            f.error_next -= 1;
+        } else if take(&mut f.error_next) {
             Some(Fault::Error(InjectedError {
                 applied: f.error_applied,
                 should_retry: f.should_retry,
             }))
-        } else if f.drop_after_next > 0 {
-            f.drop_after_next -= 1;
+        } else if take(&mut f.drop_after_next) {
             Some(Fault::DropAfter)
         } else {
             None
@@ -317,10 +314,7 @@ async fn inject_faults(
 ) -> Response {
     match fake.take_fault() {
         None => next.run(req).await,
-        Some(Fault::Hang(wait)) => {
-            tokio::time::sleep(wait).await;
-            tagged(broken(Response::new(Body::empty())).await, "hang")
-        }
+        Some(Fault::Hang(wait)) => tagged(hang(wait).await, "hang"),
         Some(Fault::Reject(status, should_retry)) => {
             let mut err = match status.as_u16() {
                 409 => ApiError::new(status, "idempotency_error", "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through). Please try again later.").code("idempotency_key_in_use"),
@@ -346,26 +340,6 @@ async fn inject_faults(
             tagged(broken(resp).await, "drop_after")
         }
     }
-}
-
-/// Turns a response into one whose body breaks off halfway: the status line and headers
-/// may reach the client, the complete body never does, and the connection is dropped.
-async fn broken(resp: Response) -> Response {
-    let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    // Without a length the body is sent chunked, and hyper ends the connection when the
-    // stream fails, which the client sees as a truncated answer.
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let chunks: Vec<Result<Bytes, io::Error>> = vec![
-        Ok(bytes.slice(..bytes.len() / 2)),
-        Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            "injected fault: connection dropped",
-        )),
-    ];
-    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -472,34 +446,36 @@ impl FakeStripe {
         let config = &self.inner.config;
         let (status, body, replayed, deliveries) = {
             let mut st = self.inner.state.lock();
-            if let Some(key) = &call.key {
-                if let Some(saved) = st.idempotency.get(key) {
-                    if saved.endpoint != endpoint {
-                        return ApiError::new(StatusCode::BAD_REQUEST, "idempotency_error", format!(
-                            "Keys for idempotent requests can only be used for the same endpoint they were first used for ('{}' vs '{endpoint}'). Try using a key other than '{key}' if you meant to execute a different request.",
-                            saved.endpoint
-                        ))
-                        .into_response();
-                    }
-                    if saved.params != call.fingerprint {
-                        return ApiError::new(StatusCode::BAD_REQUEST, "idempotency_error", format!(
-                            "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
-                        ))
-                        .into_response();
-                    }
-                    (saved.status, saved.body.clone(), true, Vec::new())
-                } else {
-                    run(&mut st, call, endpoint, act, config)
+            let fingerprint = Fingerprint {
+                endpoint: endpoint.to_string(),
+                params: call.fingerprint.clone(),
+            };
+            let check = match &call.key {
+                Some(key) => st.idempotency.check(key, &fingerprint),
+                None => Replay::New,
+            };
+            match (check, &call.key) {
+                (Replay::Other(saved), Some(key)) if saved.endpoint != endpoint => {
+                    return ApiError::new(StatusCode::BAD_REQUEST, "idempotency_error", format!(
+                        "Keys for idempotent requests can only be used for the same endpoint they were first used for ('{}' vs '{endpoint}'). Try using a key other than '{key}' if you meant to execute a different request.",
+                        saved.endpoint
+                    ))
+                    .into_response();
                 }
-            } else {
-                run(&mut st, call, endpoint, act, config)
+                (Replay::Other(_), Some(key)) => {
+                    return ApiError::new(StatusCode::BAD_REQUEST, "idempotency_error", format!(
+                        "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
+                    ))
+                    .into_response();
+                }
+                (Replay::Same(saved), _) => (saved.status, saved.body.clone(), true, Vec::new()),
+                _ => run(&mut st, call, fingerprint, act, config),
             }
         };
         delivery::spawn_all(&self.inner, deliveries);
         let mut resp = json_response(status, body);
         if replayed {
-            resp.headers_mut()
-                .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+            mark_replayed(&mut resp);
         }
         if let Some(retry) = call.injected.and_then(|i| i.should_retry) {
             resp.headers_mut().insert(
@@ -514,7 +490,7 @@ impl FakeStripe {
 fn run(
     st: &mut State,
     call: &Call,
-    endpoint: &str,
+    fingerprint: Fingerprint,
     act: impl FnOnce(&mut State) -> Outcome,
     config: &super::FakeStripeConfig,
 ) -> (u16, Value, bool, Vec<delivery::Delivery>) {
@@ -542,11 +518,10 @@ fn run(
         }
     }
     if let Some(key) = &call.key {
-        st.idempotency.insert(
+        st.idempotency.save(
             key.clone(),
+            fingerprint,
             Saved {
-                endpoint: endpoint.to_string(),
-                params: call.fingerprint.clone(),
                 status: outcome.status,
                 body: outcome.body.clone(),
             },

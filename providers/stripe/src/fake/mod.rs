@@ -56,10 +56,11 @@ mod error;
 mod form;
 mod hosted;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use fake_support::replay::Replays;
+use fake_support::{base_url, FakeCore, Records};
 use psp_core::signature::unix_now;
 use psp_core::Secret;
 use rand::distributions::Alphanumeric;
@@ -69,6 +70,7 @@ use serde_json::{json, Value};
 
 use self::delivery::Delivery;
 use self::error::ApiError;
+pub use fake_support::delivery::DeliveryState;
 
 /// Test payment methods that authorize.
 pub const PM_VISA: &str = "pm_card_visa";
@@ -294,7 +296,7 @@ impl Default for Faults {
     fn default() -> Self {
         Self {
             hang_next: 0,
-            hang_ms: 15_000,
+            hang_ms: fake_support::faults::DEFAULT_HANG_MS,
             reject_next: 0,
             reject_status: 503,
             error_next: 0,
@@ -303,18 +305,6 @@ impl Default for Faults {
             should_retry: None,
         }
     }
-}
-
-/// Where a webhook delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryState {
-    /// Still being tried.
-    Pending,
-    /// A 2xx was received.
-    Delivered,
-    /// Every attempt failed.
-    GaveUp,
 }
 
 /// An event the fake made.
@@ -419,19 +409,15 @@ impl std::fmt::Debug for FakeStripe {
     }
 }
 
-struct Inner {
-    config: FakeStripeConfig,
-    http: reqwest::Client,
-    state: Mutex<State>,
-}
+type Inner = FakeCore<FakeStripeConfig, State>;
 
 /// Everything the fake holds. One lock guards it all and no handler awaits while holding
 /// it, so every API call is atomic: two calls with one idempotency key never both act.
 #[derive(Default)]
 struct State {
-    intents: Vec<Entry>,
-    index: HashMap<String, usize>,
-    idempotency: HashMap<String, Saved>,
+    intents: Records<Entry>,
+    /// Saved answers by idempotency key, with the endpoint and parameters each answered.
+    idempotency: Replays<String, Fingerprint, Saved>,
     faults: Faults,
     events: Vec<EventRecord>,
     deliveries: Vec<DeliveryRecord>,
@@ -444,10 +430,17 @@ struct Entry {
     captures: Vec<CaptureRecord>,
 }
 
-/// A saved answer for an idempotency key.
-struct Saved {
+/// What a request under an idempotency key is compared by: the endpoint it called and its
+/// parameters, as sent.
+#[derive(PartialEq)]
+struct Fingerprint {
     endpoint: String,
     params: String,
+}
+
+/// A saved answer for an idempotency key.
+#[derive(Clone)]
+struct Saved {
     status: u16,
     body: Value,
 }
@@ -524,19 +517,21 @@ fn card_outcome(pm: &str) -> Option<CardOutcome> {
 
 impl State {
     fn entry(&self, id: &str) -> Option<&Entry> {
-        self.index.get(id).map(|&i| &self.intents[i])
+        self.intents.get(id)
     }
 
     fn entry_mut(&mut self, id: &str) -> Option<&mut Entry> {
-        self.index.get(id).map(|&i| &mut self.intents[i])
+        self.intents.get_mut(id)
     }
 
     fn insert(&mut self, intent: PaymentIntent) {
-        self.index.insert(intent.id.clone(), self.intents.len());
-        self.intents.push(Entry {
-            intent,
-            captures: Vec::new(),
-        });
+        self.intents.insert(
+            intent.id.clone(),
+            Entry {
+                intent,
+                captures: Vec::new(),
+            },
+        );
     }
 
     /// Moves a PaymentIntent forward with a payment method, as Stripe's confirmation does.
@@ -737,23 +732,12 @@ fn authorize(pi: &mut PaymentIntent) -> Vec<&'static str> {
 impl FakeStripe {
     /// A fake with no PaymentIntents.
     pub fn new(config: FakeStripeConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            // Only a broken TLS backend makes the builder fail, and the fake cannot work
-            // without one anyway.
-            .expect("the HTTP client for webhooks builds");
         let config = FakeStripeConfig {
-            public_base: config.public_base.trim_end_matches('/').to_string(),
+            public_base: base_url(&config.public_base),
             ..config
         };
         Self {
-            inner: Arc::new(Inner {
-                config,
-                http,
-                state: Mutex::new(State::default()),
-            }),
+            inner: Arc::new(FakeCore::new(config, State::default())),
         }
     }
 
