@@ -35,6 +35,9 @@ cmp target/stripe-vectors.json providers/stripe/tests/vectors/webhook_signatures
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The production build, without the test doubles (the fakes, the sandbox, the demo page):
+# it must compile, lint-clean, on its own (docs/operations.md).
+cargo clippy -p gateway --no-default-features --locked -- -D warnings
 # The end-to-end tests in tests/ (Rust, Node and browser) start the real psp-gateway binary;
 # the Rust ones refuse a binary older than the sources it was compiled from.
 cargo build --workspace --bins --locked

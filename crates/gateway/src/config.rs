@@ -642,6 +642,37 @@ fn describe(error: &figment::Error, file: Option<&str>) -> String {
     format!("{key}{origin} {problem}")
 }
 
+/// Whether this build has the in-process sandbox and the fake PSPs (the gateway's `fakes`
+/// feature, on by default and off in a production build).
+pub const SANDBOX_COMPILED: bool = cfg!(feature = "fakes");
+
+/// Why a build without the `fakes` feature refuses what needs them.
+pub const NOT_IN_THIS_BUILD: &str = "the in-process sandbox, the fake PSPs and the demo page are not in this build: it was built without the `fakes` feature (as a production build is); configure [hantera] to run against a Hantera instance, or build with the default features to try the gateway offline";
+
+/// Refuses sandbox mode (`[sandbox] enabled = true`, or the embedded default) in a build
+/// that has no sandbox, naming the feature and the fix.
+fn sandbox_in_build(enabled: bool, compiled: bool) -> Result<(), ConfigError> {
+    if enabled && !compiled {
+        return Err(ConfigError::Invalid(format!(
+            "sandbox mode ([sandbox] enabled = true, or no configuration at all) is refused: {NOT_IN_THIS_BUILD}"
+        )));
+    }
+    Ok(())
+}
+
+/// The provider tables of the embedded default: every compiled-in provider that ships a
+/// fake, with the sandbox settings that match its fake (none in a build without fakes).
+fn sandbox_provider_tables() -> serde_json::Map<String, serde_json::Value> {
+    #[cfg(feature = "fakes")]
+    let tables = fake_support::fakes()
+        .into_iter()
+        .map(|(id, fake)| (id.to_string(), (fake.sandbox_config)()))
+        .collect();
+    #[cfg(not(feature = "fakes"))]
+    let tables = serde_json::Map::new();
+    tables
+}
+
 impl Config {
     /// Loads the file (if any) and the `PSP_` environment overrides, then validates. See
     /// the module documentation for when the embedded default applies.
@@ -710,11 +741,7 @@ impl Config {
                 if vars.is_empty() || switch {
                     // The embedded default enables every compiled-in provider that ships a
                     // fake, with the sandbox settings that match its fake.
-                    let providers: serde_json::Map<String, serde_json::Value> =
-                        fake_support::fakes()
-                            .into_iter()
-                            .map(|(id, fake)| (id.to_string(), (fake.sandbox_config)()))
-                            .collect();
+                    let providers = sandbox_provider_tables();
                     figment = figment
                         .merge(Serialized::default("providers", providers))
                         .merge(Serialized::default("sandbox.enabled", true));
@@ -793,6 +820,7 @@ impl Config {
             }
             (None, true) => {}
         }
+        sandbox_in_build(self.sandbox.enabled, SANDBOX_COMPILED)?;
         self.server.listen.parse::<SocketAddr>().map_err(|_| {
             ConfigError::Invalid(
                 "server.listen must be an address and port such as 127.0.0.1:8080".into(),
@@ -891,6 +919,16 @@ fn check_url(name: &str, url: &str) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn sandbox_mode_is_refused_by_a_build_without_the_sandbox_naming_the_feature_and_the_fix() {
+        let err = sandbox_in_build(true, false).unwrap_err().to_string();
+        for named in ["`fakes` feature", "[hantera]"] {
+            assert!(err.contains(named), "{named} is not named: {err}");
+        }
+        sandbox_in_build(true, true).unwrap();
+        sandbox_in_build(false, false).unwrap();
+    }
 
     /// A real Hantera's table, for configurations that need one.
     const HANTERA: &str =

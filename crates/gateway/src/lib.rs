@@ -15,8 +15,7 @@ pub mod metrics;
 pub mod server;
 pub mod services;
 
-// Linking the provider crates is what registers them: `inventory` collects the
-// registrations of every crate in the binary. Nothing here names a provider otherwise.
-use kustom as _;
-use mock as _;
-use stripe as _;
+// Linking the providers is what registers them: `inventory` collects the registrations of
+// every crate in the binary. `all` links every provider the product ships, so nothing here
+// names one.
+use all as _;

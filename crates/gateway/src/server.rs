@@ -4,7 +4,11 @@
 //! Architecture invariant: this is the one module that sees all three layers: the
 //! adapters (the store, the Hantera client, the sandbox and the fakes), the services, and
 //! the HTTP edge. It builds the services over the adapters and puts the edge on top
-//! (`architecture::the_gateway_imports_in_one_direction`).
+//! (`architecture::the_gateway_imports_in_one_direction`). What only the embedded default
+//! and the stand-alone sandbox need (the sandbox, the fakes, the demo page: the `fakes`
+//! feature) is in [`embedded`].
+
+pub mod embedded;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +24,8 @@ use crate::config::Config;
 use crate::edge::http::{serve, ConnLimits};
 use crate::edge::{metrics_router, router, AppState};
 use crate::services::Services;
+pub use embedded::{run_sandbox, SandboxHooks};
+use embedded::{Embedded, Fakes};
 
 /// A gateway bound to its address, ready to run.
 pub struct Gateway {
@@ -29,7 +35,7 @@ pub struct Gateway {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     /// The embedded sandbox, whose event streams must be ended for a graceful shutdown.
-    sandbox: Option<hantera_sandbox::Sandbox>,
+    sandbox: Option<Embedded>,
     /// The address it listens on.
     pub addr: SocketAddr,
     /// The address `/metrics` is served on, when it has its own.
@@ -80,19 +86,11 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     // In the embedded default every enabled provider that ships a fake PSP and has no
     // `api_base` of its own talks to its fake, served by this process at /fakes/{id}.
     let mut tables = config.providers.clone();
-    let mut fakes = Vec::new();
-    if embedded {
-        for (id, fake) in fake_support::fakes() {
-            let Some(serde_json::Value::Object(table)) = tables.get_mut(id) else {
-                continue;
-            };
-            if table.contains_key("api_base") {
-                continue;
-            }
-            table.insert("api_base".into(), format!("{loopback}/fakes/{id}").into());
-            fakes.push((id, fake, serde_json::Value::Object(table.clone())));
-        }
-    }
+    let fakes = if embedded {
+        Fakes::point_at(&mut tables, &loopback)
+    } else {
+        Fakes::none()
+    };
     let store = store::open_store(config.store.url.expose())
         .await
         .context("opening the store")?;
@@ -102,12 +100,6 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let sandbox_secret = embedded.then(|| Secret::new(uuid::Uuid::new_v4().simple().to_string()));
     let hantera = hantera_port(&config, &loopback, sandbox_secret.as_ref())?;
 
-    let sandbox_faults = hantera_sandbox::Faults {
-        latency_ms: config.sandbox.latency_ms,
-        error_rate: config.sandbox.error_rate,
-        drop_rate: config.sandbox.drop_rate,
-        drop_after_rate: config.sandbox.drop_after_rate,
-    };
     let config = Arc::new(config);
     // The providers are built with the gateway's ports (its store, Hantera and
     // orchestrator), so each has what it needs from the start.
@@ -115,42 +107,15 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         config.build_registry(&tables, &public_url, services)
     })?;
     let mut app = router(state.clone());
-    let sandbox = sandbox_secret.map(|secret| {
-        // The sandbox forwards its hooks to this very process, as the bridge app of a
-        // real instance forwards them to the gateway (docs/hantera-bridge.md).
-        let hooks = hantera_sandbox::HookTarget::new(
-            loopback.clone(),
-            state.hook_token.expose().to_string(),
-        );
-        hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig {
-            client_id: "psp-gateway".into(),
-            client_secret: secret.expose().to_string(),
-            faults: sandbox_faults,
-            hooks: Some(hooks),
-            // The embedded Hantera is one with the bridge app installed, rules included.
-            rules: hantera_sandbox::Rules::bridge_app(),
-            ..Default::default()
+    let sandbox = sandbox_secret
+        .map(|secret| {
+            // The sandbox forwards its hooks to this very process, as the bridge app of a
+            // real instance forwards them to the gateway (docs/hantera-bridge.md).
+            Embedded::start(&config, &loopback, state.hook_token.expose(), &secret)
         })
-    });
+        .transpose()?;
     if let Some(sandbox) = &sandbox {
-        app = app
-            .merge(sandbox.router())
-            .merge(demo_router(&state, &public_url))
-            // Storefronts in development run on another origin (a dev server's port) and
-            // call the Commerce ingress and the checkout ingress from the browser.
-            .layer(axum::middleware::from_fn(
-                hantera_sandbox::allow_cross_origin,
-            ));
-    }
-    for (id, fake, table) in fakes {
-        let public_base = format!("{public_url}/fakes/{id}");
-        let webhook_url = format!("{public_url}/webhooks/{id}");
-        let ctx = fake_support::FakeContext {
-            public_base: &public_base,
-            config: &table,
-            webhook_url: Some(&webhook_url),
-        };
-        app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
+        app = sandbox.mount(app, &state, &public_url, fakes);
     }
     Ok(Gateway {
         listener,
@@ -239,54 +204,7 @@ pub async fn unused_ports() -> anyhow::Result<psp_core::ProviderServices> {
     })
 }
 
-/// The demo checkout page of the embedded default, what it loads, and the list of
-/// enabled providers it offers (`GET /sandbox/providers`, from the registry).
-fn demo_router(state: &AppState, public_url: &str) -> axum::Router {
-    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-    use axum::response::{Html, IntoResponse};
-    use axum::routing::get;
-
-    let index = include_str!("demo/index.html").replace("$ORIGIN", public_url);
-    let providers: Vec<serde_json::Value> = state
-        .services
-        .registry
-        .ids()
-        .map(|id| serde_json::json!({ "id": id }))
-        .collect();
-    let providers = serde_json::json!({ "providers": providers });
-    // Served uncached, so a developer who rebuilds sees the new page on reload.
-    let asset = |content_type: &'static str, body: &'static str| {
-        move || async move {
-            (
-                [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
-                body,
-            )
-                .into_response()
-        }
-    };
-    axum::Router::new()
-        .route("/", get(move || async move { Html(index) }))
-        .route(
-            "/demo/app.js",
-            get(asset(
-                "text/javascript; charset=utf-8",
-                include_str!("demo/app.js"),
-            )),
-        )
-        .route(
-            "/demo/app.css",
-            get(asset(
-                "text/css; charset=utf-8",
-                include_str!("demo/app.css"),
-            )),
-        )
-        .route(
-            "/sandbox/providers",
-            get(move || async move { axum::Json(providers) }),
-        )
-}
-
-fn loopback_url(addr: SocketAddr) -> String {
+pub(crate) fn loopback_url(addr: SocketAddr) -> String {
     if addr.ip().is_unspecified() {
         format!("http://127.0.0.1:{}", addr.port())
     } else {
@@ -343,7 +261,7 @@ impl Gateway {
         );
         // Open cart event streams would hold the graceful shutdown until the deadline.
         if let Some(sandbox) = &self.sandbox {
-            sandbox.close_event_streams();
+            sandbox.close();
         }
         let _ = stop_tx.send(true);
         let _ = http_stop_tx.send(Some(deadline));
@@ -396,68 +314,4 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-/// Where a stand-alone sandbox forwards its hooks: a gateway's base URL and the token it
-/// expects (its `hantera.hook_token`).
-#[derive(Clone, Debug)]
-pub struct SandboxHooks {
-    /// The gateway's base URL.
-    pub gateway_url: String,
-    /// The gateway's `hantera.hook_token` (`Debug` prints `***`).
-    pub hook_token: Secret,
-}
-
-/// Runs the Hantera sandbox alone on `listen`, forwarding hooks to a gateway if told
-/// where.
-pub async fn run_sandbox(listen: &str, hooks: Option<SandboxHooks>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let addr = listener.local_addr()?;
-    let base = loopback_url(addr);
-    let forwarding = hooks.as_ref().map(|h| h.gateway_url.clone());
-    let sandbox = hantera_sandbox::Sandbox::new(hantera_sandbox::SandboxConfig {
-        hooks: hooks.map(|h| {
-            hantera_sandbox::HookTarget::new(h.gateway_url, h.hook_token.expose().to_string())
-        }),
-        rules: hantera_sandbox::Rules::bridge_app(),
-        ..Default::default()
-    });
-    // The sandbox's router lets any origin call its ingress already.
-    let mut app = sandbox.router();
-    // Every compiled-in fake PSP runs beside it with its sandbox defaults, so a gateway in
-    // another process (tests, a storefront developer) can point `api_base` at it.
-    let empty = serde_json::json!({});
-    for (id, fake) in fake_support::fakes() {
-        let public_base = format!("{base}/fakes/{id}");
-        let ctx = fake_support::FakeContext {
-            public_base: &public_base,
-            config: &empty,
-            webhook_url: None,
-        };
-        app = app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx));
-    }
-    let shutdown = shutdown_signal();
-    println!("psp-gateway sandbox listening on {base}");
-    match forwarding {
-        Some(url) => {
-            println!("forwarding OnCartMutation and OnPaymentCapture to {url}/hantera/hooks/")
-        }
-        None => println!("not forwarding hooks (no --gateway-url)"),
-    }
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
-    let server = tokio::spawn(serve(
-        listener,
-        app,
-        ConnLimits::from_config(&crate::config::ServerConfig::default()),
-        stop_rx,
-        None,
-    ));
-    shutdown.await;
-    sandbox.close_event_streams();
-    let grace = Duration::from_millis(crate::config::ServerConfig::default().shutdown_deadline_ms);
-    let _ = stop_tx.send(Some(Instant::now() + grace));
-    server.await.context("serving the sandbox")
 }

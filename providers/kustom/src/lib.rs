@@ -17,13 +17,15 @@
 //! - **Sync** replaces the order lines while the order is `checkout_incomplete`.
 //! - **Capture** and **void** go through Order Management with `Klarna-Idempotency-Key`.
 //!
-//! [`fake`] is Kustom for tests and the embedded default, registered as a
+//! [`fake`] is Kustom for tests and the embedded default, compiled with the `fakes`
+//! feature (on by default; a production build leaves it out), registered as a
 //! `fake_support::FakeRegistration` and mounted by the gateway at `/fakes/kustom`.
 
 #![warn(missing_docs)]
 
 mod client;
 pub mod config;
+#[cfg(feature = "fakes")]
 pub mod fake;
 mod limit;
 pub mod order;
@@ -33,35 +35,7 @@ mod validate;
 
 pub use client::IDEMPOTENCY_HEADER;
 pub use config::KustomConfig;
+#[cfg(feature = "fakes")]
 pub use fake::{FakeConfig, FakeKustom, PushSchedule, SANDBOX_API_KEY};
 pub use order::{OrderAmounts, OrderLine};
 pub use provider::{KustomProvider, FAKE_PATH, ID, ORDER_ID_PLACEHOLDER, VALIDATE_PATH};
-
-use serde_json::{json, Value};
-
-/// Builds the fake for the gateway to mount at [`FAKE_PATH`]: with the provider's table
-/// it takes the provider's key (and username); with `{}` (the stand-alone sandbox) the
-/// public [`SANDBOX_API_KEY`].
-fn build_fake(ctx: &fake_support::FakeContext<'_>) -> axum::Router {
-    let text = |key: &str| {
-        ctx.config
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .filter(|s| !s.trim().is_empty())
-    };
-    let mut config = FakeConfig::sandbox(ctx.public_base);
-    if let Some(key) = text("api_key") {
-        config.api_key = key;
-    }
-    config.username = text("username");
-    FakeKustom::new(config).router()
-}
-
-fn sandbox_config() -> Value {
-    json!({ "api_key": SANDBOX_API_KEY })
-}
-
-psp_core::inventory::submit! {
-    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
-}

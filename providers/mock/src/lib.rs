@@ -9,18 +9,17 @@
 //!   the id `"mock"`. It talks to the fake only over HTTP, exactly as the Stripe adapter
 //!   talks to Stripe, so the fake and the adapter agree through the wire format alone.
 //!
-//! The fake is registered with `inventory` as a `fake_support::FakeRegistration`: the gateway
-//! mounts it at `/fakes/mock` in `psp-gateway sandbox` and in the embedded default (which
-//! points `api_base` there), without naming this crate.
+//! The fake is compiled with the `fakes` feature (on by default; a production build leaves
+//! it out) and registered with `inventory` as a `fake_support::FakeRegistration`: the
+//! gateway mounts it at `/fakes/mock` in `psp-gateway sandbox` and in the embedded default
+//! (which points `api_base` there), without naming this crate.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "fakes")]
 pub mod fake;
 mod provider;
 
-pub use fake::{ApproveOptions, FakeConfig, FakeMockPsp};
+#[cfg(feature = "fakes")]
+pub use fake::{ApproveOptions, FakeConfig, FakeMockPsp, SANDBOX_WEBHOOK_SECRET};
 pub use provider::{MockProvider, FAKE_PATH, ID, SIGNATURE_HEADER};
-
-/// The webhook secret of the fake in the stand-alone sandbox (`psp-gateway sandbox`), and
-/// of the gateway's embedded default. Public on purpose: no real money goes through it.
-pub const SANDBOX_WEBHOOK_SECRET: &str = "whsec_mock_sandbox";

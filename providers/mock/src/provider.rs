@@ -16,8 +16,6 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::fake::{FakeConfig, FakeMockPsp};
-
 /// The provider id: the `{provider}` URL segment and Hantera's `providerKey`.
 pub const ID: &str = "mock";
 /// The header carrying the webhook signature, `t=<unix>,v1=<hex>`.
@@ -26,7 +24,8 @@ pub const SIGNATURE_HEADER: &str = "Mock-Signature";
 /// default, which then points `api_base` there).
 pub const FAKE_PATH: &str = "/fakes/mock";
 
-const DEFAULT_API_KEY: &str = "mock_sk_test";
+/// The API key of the fake when the table names none (the sandbox's).
+pub(crate) const DEFAULT_API_KEY: &str = "mock_sk_test";
 const DEFAULT_PREFIX: &str = "MOCK-";
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -47,29 +46,6 @@ psp_core::inventory::submit! {
     // Anyone can approve a payment with the public test card, so the registry refuses the mock
     // next to a real Hantera unless its table allows it explicitly.
     psp_core::ProviderRegistration { id: ID, build, test_only: true }
-}
-
-/// Builds the fake for the gateway to mount at [`FAKE_PATH`]. With a config table it
-/// shares the provider's key and first webhook secret; with `{}` (the stand-alone sandbox)
-/// it uses the sandbox defaults, `mock_sk_test` and [`crate::SANDBOX_WEBHOOK_SECRET`].
-fn build_fake(ctx: &fake_support::FakeContext<'_>) -> axum::Router {
-    let table = ctx.config;
-    let text = |key: &str| table.get(key).and_then(Value::as_str).map(str::to_string);
-    let secret = text("webhook_secret").unwrap_or_else(|| crate::SANDBOX_WEBHOOK_SECRET.into());
-    FakeMockPsp::new(FakeConfig {
-        api_key: text("api_key").unwrap_or_else(|| DEFAULT_API_KEY.into()),
-        webhook_secret: Secret::new(secret),
-        public_base: ctx.public_base.trim_end_matches('/').to_string(),
-    })
-    .router()
-}
-
-fn sandbox_config() -> Value {
-    json!({ "webhook_secret": crate::SANDBOX_WEBHOOK_SECRET })
-}
-
-psp_core::inventory::submit! {
-    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
 }
 
 /// The mock provider's adapter.

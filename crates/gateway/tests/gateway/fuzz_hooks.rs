@@ -63,12 +63,12 @@ fn fixture() -> &'static Fixture {
             let store = Arc::new(MemStore::new());
             let hantera = Arc::new(MemHantera::new());
             let services = testkit::mem::services_of(hantera.clone(), store.clone());
-            let mock = mock::MockProvider::from_config(
+            let mock = all::mock::MockProvider::from_config(
                 &json!({ "webhook_secret": "whsec_fuzz", "api_base": "http://127.0.0.1:1" }),
                 "http://gateway.test",
             )
             .unwrap();
-            let kustom = kustom::KustomProvider::from_config(
+            let kustom = all::kustom::KustomProvider::from_config(
                 &json!({ "api_key": "kco_test_api_fuzz", "api_base": "http://127.0.0.1:1" }),
                 "http://gateway.test",
                 &services,

@@ -40,11 +40,38 @@ use fake_support::{base_url, FakeCore, Records};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::provider::ORDER_ID_PLACEHOLDER;
+use crate::provider::{ID, ORDER_ID_PLACEHOLDER};
 
 /// The key of the fake in the stand-alone sandbox and the embedded default. Public on
 /// purpose: no real money goes through it.
 pub const SANDBOX_API_KEY: &str = "kco_test_api_sandbox";
+
+/// Builds the fake for the gateway to mount at [`crate::FAKE_PATH`]: with the provider's
+/// table it takes the provider's key (and username); with `{}` (the stand-alone sandbox)
+/// the public [`SANDBOX_API_KEY`].
+fn build_fake(ctx: &fake_support::FakeContext<'_>) -> axum::Router {
+    let text = |key: &str| {
+        ctx.config
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let mut config = FakeConfig::sandbox(ctx.public_base);
+    if let Some(key) = text("api_key") {
+        config.api_key = key;
+    }
+    config.username = text("username");
+    FakeKustom::new(config).router()
+}
+
+fn sandbox_config() -> Value {
+    json!({ "api_key": SANDBOX_API_KEY })
+}
+
+psp_core::inventory::submit! {
+    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+}
 
 /// When Kustom pushes, measured from the purchase: a first push, repeats at offsets from
 /// the first, then one every `every`, until `total` has passed.

@@ -37,7 +37,40 @@ use psp_core::Secret;
 use serde::{Deserialize, Serialize};
 
 use self::delivery::Delivery;
+use crate::provider::{DEFAULT_API_KEY, ID};
 pub use fake_support::delivery::DeliveryState;
+
+/// The webhook secret of the fake in the stand-alone sandbox (`psp-gateway sandbox`), and
+/// of the gateway's embedded default. Public on purpose: no real money goes through it.
+pub const SANDBOX_WEBHOOK_SECRET: &str = "whsec_mock_sandbox";
+
+/// Builds the fake for the gateway to mount at [`crate::FAKE_PATH`]. With a config table it
+/// shares the provider's key and first webhook secret; with `{}` (the stand-alone sandbox)
+/// it uses the sandbox defaults, `mock_sk_test` and [`SANDBOX_WEBHOOK_SECRET`].
+fn build_fake(ctx: &fake_support::FakeContext<'_>) -> axum::Router {
+    let table = ctx.config;
+    let text = |key: &str| {
+        table
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let secret = text("webhook_secret").unwrap_or_else(|| SANDBOX_WEBHOOK_SECRET.into());
+    FakeMockPsp::new(FakeConfig {
+        api_key: text("api_key").unwrap_or_else(|| DEFAULT_API_KEY.into()),
+        webhook_secret: Secret::new(secret),
+        public_base: ctx.public_base.trim_end_matches('/').to_string(),
+    })
+    .router()
+}
+
+fn sandbox_config() -> serde_json::Value {
+    serde_json::json!({ "webhook_secret": SANDBOX_WEBHOOK_SECRET })
+}
+
+psp_core::inventory::submit! {
+    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+}
 
 /// The card number that approves, as Stripe's `4242…` test card does.
 pub const CARD_APPROVE: &str = "4242424242424242";
