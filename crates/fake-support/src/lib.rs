@@ -23,4 +23,4 @@ pub mod replay;
 
 pub use crate::core::{base_url, FakeCore};
 pub use records::Records;
-pub use registration::{fakes, FakeContext, FakeRegistration};
+pub use registration::{fakes, FakeContext, FakeRegistration, DEMO_PATH};

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::routing::get;
+
 /// What a fake PSP's constructor receives.
 #[derive(Debug)]
 pub struct FakeContext<'a> {
@@ -28,6 +31,36 @@ pub struct FakeRegistration {
     /// The provider's config table in the embedded default (sandbox keys and secrets that
     /// match the fake's defaults). Every provider with a fake is enabled there.
     pub sandbox_config: fn() -> serde_json::Value,
+    /// The provider's part of the demo checkout page: an ES module (its source), served
+    /// at `{mount}/demo.js`, which exports `hint` (what the provider's option says), and
+    /// `pay(payment, ui)` and optionally `returned(params)` (see
+    /// `crates/gateway/src/demo/app.js`). `None`: the page pays by redirect to the
+    /// `redirectUrl` the checkout answers.
+    pub demo: Option<&'static str>,
+}
+
+/// Where a fake serves its demo module, below its mount point.
+pub const DEMO_PATH: &str = "/demo.js";
+
+impl FakeRegistration {
+    /// The fake's routes, relative to its mount point: the fake itself and its demo module.
+    pub fn router(&self, ctx: &FakeContext<'_>) -> axum::Router {
+        let fake = (self.build)(ctx);
+        let Some(demo) = self.demo else {
+            return fake;
+        };
+        // Served uncached, so a developer who rebuilds sees the new module on reload.
+        let module = move || async move {
+            (
+                [
+                    (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                    (CACHE_CONTROL, "no-cache"),
+                ],
+                demo,
+            )
+        };
+        fake.route(DEMO_PATH, get(module))
+    }
 }
 
 psp_core::inventory::collect!(FakeRegistration);

@@ -89,6 +89,34 @@ async fn the_embedded_default_serves_the_demo_checkout_and_lists_its_enabled_pro
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "listed in the registry's order");
+    assert_eq!(
+        providers["preferred"], "mock",
+        "the test-only provider first"
+    );
+    // Each provider's part of the page is an ES module served by its fake.
+    for provider in providers["providers"].as_array().expect("providers") {
+        let demo = provider["demo"]
+            .as_str()
+            .expect("every fake here has a demo module");
+        assert!(demo.starts_with("/fakes/"), "{provider}");
+        let response = http()
+            .get(format!("{url}{demo}"))
+            .send()
+            .await
+            .expect("demo module");
+        assert!(response.status().is_success(), "{demo}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            content_type.contains("javascript"),
+            "{demo}: {content_type}"
+        );
+        assert!(response.text().await.unwrap().contains("export"), "{demo}");
+    }
 }
 
 #[tokio::test]

@@ -1,18 +1,27 @@
 // The demo checkout: a storefront as a shop would write it against Hantera's Commerce
 // cart API (the same calls as @hantera/storefront-sdk's cart client) and the gateway's
 // payment ingress. Everything is same-origin: the embedded default serves the sandbox
-// Hantera, the gateway and the fake PSPs (mock, Stripe, Kustom) from one address, so the
-// page pays offline with each of them.
+// Hantera, the gateway and every provider's fake PSP from one address, so the page pays
+// offline with each of them.
+//
+// The page names no provider. What one provider needs here comes from that provider's
+// crate, served by its fake: `GET /sandbox/providers` lists the enabled providers, each
+// with the address of its demo module (`/fakes/{id}/demo.js`), an ES module exporting
+//   hint                  what the provider's option says about how it pays here;
+//   pay(payment, ui)      starts the payment and takes the customer on: `payment` is
+//                         { provider, cartId, returnUrl, start(body) } (start asks the
+//                         gateway for the session and answers what the provider returned),
+//                         `ui` is { say(text, isError), go(url), redirect(payment),
+//                         embed(checkout), cart() } (below);
+//   returned(params)      (optional) what the provider's return to this page says, from
+//                         the URL's parameters: { declined: true }, { confirm: true },
+//                         { error: 'text' }, or null when the URL says nothing.
+// A provider without a module is paid by redirect to the `redirectUrl` of its answer,
+// and its return says `status`.
 'use strict';
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  // What each provider's option says about how it pays here.
-  const HINTS = {
-    mock: 'hosted test page',
-    stripe: 'test page standing in for Stripe.js',
-    kustom: 'embedded checkout',
-  };
   const COLORS = ['#5b5bd6', '#0e9384', '#dc6803', '#c11574', '#1570ef', '#6938ef'];
   // How each seeded currency is printed; the locale only affects formatting.
   const LOCALES = { SEK: 'sv-SE', EUR: 'de-DE', JPY: 'ja-JP', KWD: 'en-US' };
@@ -29,6 +38,10 @@
   let cart = null;
   let events = null;
   let busy = false;
+  // Each enabled provider's demo module, by id (none for a provider without one).
+  const modules = {};
+  // The embedded checkout on show, if any: { provider, onCart, onClose }.
+  let embedded = null;
 
   // --- HTTP ------------------------------------------------------------------------
 
@@ -131,11 +144,11 @@
     pill.textContent = cart ? `${cart.cartNumber} · ${state}` : 'no cart';
 
     if (cart?.cartState === 'completed') {
-      hideKustom();
+      closeCheckout();
       renderConfirmation();
       return;
     }
-    keepKustomInStep();
+    if (embedded && cart) embedded.onCart?.(cart);
     $('cart-panel').hidden = false;
     $('confirmation').hidden = true;
 
@@ -218,11 +231,10 @@
 
     if (document.activeElement !== $('email')) $('email').value = cart?.email ?? '';
     const pay = $('pay');
-    // With Kustom's checkout open, the customer pays in it, not here.
-    const inKustom = !$('checkout').hidden;
-    pay.disabled = busy || !open || items.length === 0 || inKustom;
-    pay.textContent = inKustom
-      ? 'Pay in the Kustom checkout'
+    // With an embedded checkout open, the customer pays in it, not here.
+    pay.disabled = busy || !open || items.length === 0 || Boolean(embedded);
+    pay.textContent = embedded
+      ? embedded.payLabel
       : open && items.length > 0 ? `Pay ${money(cart.orderTotal, currency)}` : 'Pay';
   }
 
@@ -325,11 +337,40 @@
   const backHere = (provider) => `${location.origin}/?cart=${cart.cartId}&provider=${provider}`;
   const startPayment = (provider, body) => api('POST', cartPath(cart.cartId, `payment/${provider}`), body);
 
-  // How each provider's payment is started: a redirect to a hosted page (mock), Stripe
-  // (Stripe.js, or its sandbox stand-in), or Kustom's embedded checkout.
-  const PAYMENTS = {
-    stripe: payWithStripe,
-    kustom: payWithKustom,
+  // What a provider's demo module may do with the page.
+  const ui = {
+    say,
+    go: (url) => location.assign(url),
+    cart: () => cart,
+    // The payment by redirect: the hosted page the gateway's answer names, which comes
+    // back to `returnUrl`.
+    async redirect(payment) {
+      const session = await payment.start({ returnUrl: payment.returnUrl });
+      if (!session?.redirectUrl) {
+        throw new Error(
+          `${payment.provider} answered with ${Object.keys(session ?? {}).join(', ') || 'nothing'}, ` +
+            'not a page to send you to: this demo page cannot pay with it.',
+        );
+      }
+      say('Taking you to the payment page…');
+      location.assign(session.redirectUrl);
+    },
+    // A checkout embedded in the page, in place of the catalog, until the cart completes,
+    // another provider is chosen or the customer goes back: { title, note (HTML), payLabel
+    // (what the cart's button says meanwhile), onCart(cart) (called with every new state
+    // of the cart), onClose() }. Answers { section, frame }: the section shown and the
+    // element to fill.
+    embed(checkout) {
+      closeCheckout();
+      embedded = { provider: chosenProvider(), ...checkout };
+      $('checkout-title').textContent = checkout.title;
+      $('checkout-note').innerHTML = checkout.note ?? '';
+      delete $('checkout').dataset.suspensions;
+      $('catalog').hidden = true;
+      $('checkout').hidden = false;
+      renderCart();
+      return { section: $('checkout'), frame: $('checkout-frame') };
+    },
   };
 
   async function pay() {
@@ -337,140 +378,45 @@
     if (!provider) throw new Error('Choose how to pay.');
     remember.set('provider', provider);
     say('Starting the payment…');
-    if (PAYMENTS[provider]) {
-      await PAYMENTS[provider]();
-      return;
-    }
-    const session = await startPayment(provider, { returnUrl: backHere(provider) });
-    if (!session?.redirectUrl) {
-      throw new Error(
-        `${provider} answered with ${Object.keys(session ?? {}).join(', ') || 'nothing'}, ` +
-          'not a page to send you to: this demo page cannot pay with it.',
-      );
-    }
-    say('Taking you to the payment page…');
-    location.assign(session.redirectUrl);
-  }
-
-  // Stripe. A storefront in production loads Stripe.js with the publishable key from
-  // `GET /ingress/stripe/publicKey` and calls `stripe.confirmPayment(…)` with the
-  // PaymentIntent's client secret; Stripe comes back to `return_url` with
-  // `payment_intent`, `payment_intent_client_secret` and `redirect_status`.
-  async function payWithStripe() {
-    const { clientSecret, paymentIntentId } = await startPayment('stripe', {});
-    const publishableKey = await stripePublicKey();
-    const stripe = sandboxStripe(publishableKey);
-    await stripe.confirmPayment({ clientSecret, paymentIntentId, confirmParams: { return_url: backHere('stripe') } });
-  }
-
-  async function stripePublicKey() {
-    const response = await fetch('/ingress/stripe/publicKey', { headers: { Accept: 'application/json' } });
-    if (!response.ok) throw new Error(`Stripe's publishable key is not configured (HTTP ${response.status}).`);
-    return (await response.json()).publicKey;
-  }
-
-  // SANDBOX STAND-IN FOR STRIPE.JS. Stripe.js cannot load offline, so this has the one
-  // call the demo needs, `confirmPayment`, and sends the customer to the fake Stripe's
-  // hosted test page (`/fakes/stripe/pay/{pi}`), which confirms the PaymentIntent with a
-  // test card, sends the signed webhook, and comes back as Stripe does. Against the real
-  // Stripe (no fake mounted) it says so instead of pretending.
-  function sandboxStripe(publishableKey) {
-    return {
-      async confirmPayment({ clientSecret, paymentIntentId, confirmParams }) {
-        const query = new URLSearchParams({ client_secret: clientSecret, return_url: confirmParams.return_url });
-        const page = `/fakes/stripe/pay/${encodeURIComponent(paymentIntentId)}?${query}`;
-        const fake = await fetch(page, { method: 'HEAD' }).catch(() => null);
-        if (!fake?.ok) {
-          throw new Error(
-            `The fake Stripe's test page is not here (${fake ? `HTTP ${fake.status}` : 'no answer'}): ` +
-              `this gateway talks to the real Stripe (publishable key ${publishableKey}), whose ` +
-              'Stripe.js this offline demo does not load. Choose mock to pay on a hosted page.',
-          );
-        }
-        say('Taking you to the fake Stripe test page (it stands in for Stripe.js)…');
-        location.assign(page);
-      },
+    const payment = {
+      provider,
+      cartId: cart.cartId,
+      returnUrl: backHere(provider),
+      start: (body) => startPayment(provider, body),
     };
+    const module = modules[provider];
+    await (module ? module.pay(payment, ui) : ui.redirect(payment));
   }
 
-  // Kustom. The gateway answers with Kustom's `htmlSnippet`, which goes into the page
-  // with its scripts re-run (scripts set through innerHTML do not run). When the
-  // customer completes the purchase, Kustom sends the whole page to the confirmation
-  // URL, `{checkout.order.id}` replaced (so the braces must stay raw here).
-  async function payWithKustom() {
-    const { htmlSnippet } = await startPayment('kustom', {
-      termsUrl: `${location.origin}/#terms`,
-      checkoutUrl: backHere('kustom'),
-      confirmationUrl: `${backHere('kustom')}&kustom_order_id={checkout.order.id}`,
-    });
-    showKustom(htmlSnippet);
-    say('');
-  }
-
-  function showKustom(htmlSnippet) {
-    const container = $('kustom-snippet');
-    container.innerHTML = htmlSnippet;
-    for (const old of container.querySelectorAll('script')) {
-      const script = document.createElement('script');
-      for (const { name, value } of old.attributes) script.setAttribute(name, value);
-      script.text = old.text;
-      old.replaceWith(script);
-    }
-    clearTimeout(kustom.fallback);
-    Object.assign(kustom, { suspended: false, shown: cart?.fields?.kustomSyncHash });
-    delete $('checkout').dataset.suspensions;
-    $('catalog').hidden = true;
-    $('checkout').hidden = false;
-  }
-
-  function hideKustom() {
-    if ($('checkout').hidden) return;
-    clearTimeout(kustom.fallback);
-    $('kustom-snippet').replaceChildren();
-    delete window._klarnaCheckout;
+  function closeCheckout() {
+    if (!embedded) return;
+    const closing = embedded;
+    embedded = null;
+    closing.onClose?.();
+    $('checkout-frame').replaceChildren();
     $('checkout').hidden = true;
     $('catalog').hidden = false;
     renderCart();
   }
 
-  // While a cart change is on its way to Kustom, the checkout is suspended, as Kustom
-  // asks: the gateway sets the cart's `kustomPendingHash` when it sees the change and
-  // `kustomSyncHash` once Kustom holds it. Once they agree, the checkout resumes (the
-  // fake's resume reloads the frame, showing the new order). A sync that never reports
-  // back must not leave the customer stuck: after 10 s it resumes anyway.
-  const kustom = { suspended: false, shown: undefined, fallback: 0 };
-  function keepKustomInStep() {
-    if ($('checkout').hidden || !window._klarnaCheckout || !cart) return;
-    const { kustomPendingHash: pending, kustomSyncHash: synced } = cart.fields ?? {};
-    const behind = Boolean(pending) && pending !== synced;
-    if (behind && !kustom.suspended) {
-      kustom.suspended = true;
-      // How often it was suspended, for people (and tests) watching.
-      $('checkout').dataset.suspensions = String(Number($('checkout').dataset.suspensions ?? 0) + 1);
-      window._klarnaCheckout((api) => api.suspend());
-      kustom.fallback = setTimeout(resumeKustom, 10_000);
-    } else if (!behind && (kustom.suspended || synced !== kustom.shown)) {
-      resumeKustom();
-    }
+  // What the URL says about a return from `provider`'s payment page.
+  function returnOf(provider, params) {
+    const module = modules[provider];
+    if (module?.returned) return module.returned(params);
+    const status = params.get('status');
+    if (!status) return null;
+    return ['failed', 'voided', 'canceled'].includes(status) ? { declined: true } : { confirm: true };
   }
 
-  function resumeKustom() {
-    clearTimeout(kustom.fallback);
-    kustom.suspended = false;
-    kustom.shown = cart?.fields?.kustomSyncHash;
-    window._klarnaCheckout?.((api) => api.resume());
-  }
-
-  // Back from the PSP. The gateway completes the cart when the PSP's webhook (or
-  // Kustom's push) arrives; confirming as well, as a storefront does on the customer's
-  // return, completes it at once. Either way the cart turns `completed` over the event
-  // stream. An authorization can lag the return (Kustom's), so a confirmation that is
-  // not complete yet is tried again after 1, 2, 4 and 8 s, as Hantera's storefront does.
+  // Back from the PSP. The gateway completes the cart when the PSP's webhook (or push)
+  // arrives; confirming as well, as a storefront does on the customer's return, completes
+  // it at once. Either way the cart turns `completed` over the event stream. An
+  // authorization can lag the return, so a confirmation that is not complete yet is tried
+  // again after 1, 2, 4 and 8 s, as Hantera's storefront does.
   const CONFIRM_BACKOFF_MS = [0, 1000, 2000, 4000, 8000];
-  const DECLINED = ['failed', 'voided', 'canceled', 'requires_payment_method'];
 
-  async function returnedFromPsp(provider, status) {
-    if (DECLINED.includes(status)) {
+  async function returnedFromPsp(provider, outcome) {
+    if (outcome.declined) {
       say('The payment was declined and nothing was charged. Try again or choose another way to pay.', true);
       return;
     }
@@ -513,15 +459,22 @@
     ]);
     profiles = profileList;
     products = catalog;
+    await Promise.all(
+      enabled.providers
+        .filter((p) => p.demo)
+        .map(async (p) => {
+          modules[p.id] = await import(p.demo);
+        }),
+    );
 
     const params = new URLSearchParams(location.search);
     const cartId = params.get('cart') ?? remember.get('cart');
-    // Back from a PSP: the mock adds `status`, Stripe `redirect_status`, Kustom's
-    // confirmation URL `kustom_order_id`, and a purchase Kustom refused `kustom_error`.
-    const returned = params.get('provider') ?? (params.has('kustom_order_id') ? 'kustom' : null);
+    // Back from a PSP: every return URL this page hands out names the provider, and the
+    // provider's own parameters say how it went.
+    const returned = params.get('provider');
     if (returned) remember.set('provider', returned);
-    const pspStatus = params.get('status') ?? params.get('redirect_status') ?? (params.has('kustom_order_id') ? 'confirm' : null);
-    const kustomError = params.get('kustom_error');
+    const provider = remember.get('provider');
+    const outcome = provider ? returnOf(provider, params) : null;
     if (cartId) {
       try {
         cart = await api('GET', cartPath(cartId));
@@ -551,7 +504,7 @@
       renderCart();
     });
 
-    const preferred = remember.get('provider') ?? 'mock';
+    const preferred = remember.get('provider') ?? enabled.preferred;
     const ids = enabled.providers.map((p) => p.id);
     $('providers').replaceChildren(
       ...ids.map((id) =>
@@ -562,16 +515,16 @@
             checked: id === (ids.includes(preferred) ? preferred : ids[0]),
           }),
           element('span', {}, id),
-          element('span', { class: 'hint' }, HINTS[id] ?? 'no offline page in this demo'),
+          element('span', { class: 'hint' }, modules[id]?.hint ?? 'no offline page in this demo'),
         ),
       ),
     );
-    // Another provider chosen while Kustom's checkout is open: back to the catalog.
+    // Another provider chosen while a checkout is embedded: back to the catalog.
     $('providers').addEventListener('change', () => {
-      if (chosenProvider() !== 'kustom') hideKustom();
+      if (embedded && chosenProvider() !== embedded.provider) closeCheckout();
     });
     $('back').addEventListener('click', () => {
-      hideKustom();
+      closeCheckout();
       say('');
     });
 
@@ -590,7 +543,7 @@
       if (email && cart?.cartState === 'open') act(() => mutate('email', { email }));
     });
     $('again').addEventListener('click', () => {
-      hideKustom();
+      closeCheckout();
       events?.close();
       cart = null;
       remember.set('cart', null);
@@ -603,10 +556,10 @@
     renderCart();
     if (cart) {
       await follow(cart.cartId);
-      if (kustomError) {
-        say(`Kustom could not complete the purchase (${kustomError}); nothing was charged. Check the cart and pay again.`, true);
-      } else if (pspStatus) {
-        await returnedFromPsp(remember.get('provider'), pspStatus);
+      if (outcome?.error) {
+        say(outcome.error, true);
+      } else if (outcome) {
+        await returnedFromPsp(provider, outcome);
       }
     }
   }

@@ -70,7 +70,12 @@ fn sandbox_config() -> Value {
 }
 
 psp_core::inventory::submit! {
-    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+    fake_support::FakeRegistration {
+        id: ID,
+        build: build_fake,
+        sandbox_config,
+        demo: Some(include_str!("demo.js")),
+    }
 }
 
 /// When Kustom pushes, measured from the purchase: a first push, repeats at offsets from

@@ -69,7 +69,12 @@ fn sandbox_config() -> serde_json::Value {
 }
 
 psp_core::inventory::submit! {
-    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+    fake_support::FakeRegistration {
+        id: ID,
+        build: build_fake,
+        sandbox_config,
+        demo: Some(include_str!("demo.js")),
+    }
 }
 
 /// The card number that approves, as Stripe's `4242…` test card does.

@@ -116,7 +116,12 @@ fn build_fake(ctx: &fake_support::FakeContext<'_>) -> axum::Router {
 }
 
 psp_core::inventory::submit! {
-    fake_support::FakeRegistration { id: ID, build: build_fake, sandbox_config }
+    fake_support::FakeRegistration {
+        id: ID,
+        build: build_fake,
+        sandbox_config,
+        demo: Some(include_str!("demo.js")),
+    }
 }
 
 /// Test payment methods that authorize.

@@ -7,6 +7,7 @@ use anyhow::Context;
 use axum::Router;
 use fake_support::{FakeContext, FakeRegistration};
 use psp_core::Secret;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -80,9 +81,16 @@ impl Embedded {
 
     /// Adds the sandbox, the demo page and the fakes to the gateway's routes.
     pub fn mount(&self, app: Router, state: &AppState, public_url: &str, fakes: Fakes) -> Router {
+        // The demo page loads each provider's part of it from that provider's fake.
+        let modules = fakes
+            .0
+            .iter()
+            .filter(|(_, fake, _)| fake.demo.is_some())
+            .map(|(id, _, _)| (*id, format!("/fakes/{id}{}", fake_support::DEMO_PATH)))
+            .collect();
         let mut app = app
             .merge(self.sandbox.router())
-            .merge(demo_router(state, public_url))
+            .merge(demo_router(state, public_url, modules))
             // Storefronts in development run on another origin (a dev server's port) and
             // call the Commerce ingress and the checkout ingress from the browser.
             .layer(axum::middleware::from_fn(
@@ -117,24 +125,60 @@ fn mount_fake(
         config,
         webhook_url,
     };
-    app.nest(&format!("/fakes/{id}"), (fake.build)(&ctx))
+    app.nest(&format!("/fakes/{id}"), fake.router(&ctx))
+}
+
+/// The providers the demo page offers (`GET /sandbox/providers`).
+#[derive(Debug, Serialize)]
+struct DemoProviders {
+    /// The enabled providers, in the registry's order.
+    providers: Vec<DemoProvider>,
+    /// The one chosen at first: a test-only provider (one made for trying things, the
+    /// mock), else the first.
+    preferred: Option<&'static str>,
+}
+
+/// One provider the demo page offers.
+#[derive(Debug, Serialize)]
+struct DemoProvider {
+    id: &'static str,
+    /// Its part of the page (an ES module served by its fake), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    demo: Option<String>,
 }
 
 /// The demo checkout page of the embedded default, what it loads, and the list of
-/// enabled providers it offers (`GET /sandbox/providers`, from the registry).
-fn demo_router(state: &AppState, public_url: &str) -> Router {
+/// enabled providers it offers (`GET /sandbox/providers`, from the registry, with the
+/// address of each provider's demo module in `modules`).
+fn demo_router(
+    state: &AppState,
+    public_url: &str,
+    mut modules: BTreeMap<&'static str, String>,
+) -> Router {
     use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
     use axum::response::{Html, IntoResponse};
     use axum::routing::get;
 
     let index = include_str!("../../demo/index.html").replace("$ORIGIN", public_url);
-    let providers: Vec<serde_json::Value> = state
-        .services
-        .registry
-        .ids()
-        .map(|id| serde_json::json!({ "id": id }))
-        .collect();
-    let providers = serde_json::json!({ "providers": providers });
+    let providers = DemoProviders {
+        providers: state
+            .services
+            .registry
+            .ids()
+            .map(|id| DemoProvider {
+                id,
+                demo: modules.remove(id),
+            })
+            .collect(),
+        preferred: state
+            .services
+            .registry
+            .test_only()
+            .next()
+            .or_else(|| state.services.registry.ids().next()),
+    };
+    // Rendered once: the registry does not change while the process runs.
+    let providers = serde_json::to_value(providers).unwrap_or_default();
     // Served uncached, so a developer who rebuilds sees the new page on reload.
     let asset = |content_type: &'static str, body: &'static str| {
         move || async move {
