@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh machine: installs and starts PostgreSQL, installs
 # what the Node and browser tests need, checks formatting and lints, builds the binaries
 # the end-to-end tests run, runs every Rust test in the workspace, then the storefront SDK
-# test (Node) and the demo page test (headless Chromium).
+# test (Node), the demo page test (headless Chromium) and the contributor path (a provider
+# added in a copy of the workspace by the documented steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,3 +48,7 @@ cargo test --workspace --locked
 # The demo checkout page in headless Chromium, paying with each provider; screenshots land
 # in artifacts/.
 (cd tests/browser && node --test)
+# The contributor path of docs/providers.md, performed in a temporary copy of the
+# workspace: a new provider needs no edit outside providers/. Last, because it relinks the
+# binary with one more provider (and then puts the real one back).
+scripts/contributor_path.sh

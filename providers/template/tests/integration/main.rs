@@ -1,0 +1,3 @@
+//! Every integration test of the template provider, in one binary.
+
+mod conformance;
