@@ -197,6 +197,34 @@ async fn pushes_for_orders_this_gateway_never_made_cost_no_kustom_call() {
 }
 
 #[tokio::test]
+async fn an_adapter_whose_routes_were_never_asked_for_still_knows_its_own_orders() {
+    let w = world(json!({})).await;
+    // Built as the registry builds it, with the gateway's ports, and nothing else called.
+    let fresh = KustomProvider::from_config(
+        &json!({ "api_key": common::API_KEY, "api_base": w.fake_base }),
+        &w.gateway_url,
+        &w.services,
+    )
+    .unwrap();
+    let (_, ours) = w
+        .cart_and_checkout(cart("SEK", vec![item("MUG", 1, "149.00", "0", "25")], None))
+        .await;
+    let err = verify(&fresh, &uuid::Uuid::new_v4().to_string())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no checkout session"), "{err}");
+    assert_eq!(
+        w.fake.order_reads(),
+        0,
+        "a push for no session costs no read"
+    );
+    // A push for an order of its own is read back from Kustom (not paid yet).
+    let err = verify(&fresh, &ours.psp_ref).await.unwrap_err();
+    assert!(err.to_string().contains("not paid"), "{err}");
+    assert_eq!(w.fake.order_reads(), 1);
+}
+
+#[tokio::test]
 async fn a_flood_of_made_up_pushes_makes_at_most_the_allowed_reads_per_window() {
     let w = world(json!({})).await;
     // An adapter that cannot ask the store (so every push reaches the rate limit), five
