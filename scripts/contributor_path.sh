@@ -16,18 +16,24 @@ target=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
 export CARGO_TARGET_DIR=$target
 binary=$target/debug/psp-gateway
 
+# The binary and cargo's record of its sources (which the end-to-end tests read to refuse
+# a binary built from other sources) are put back as they were.
 work=$(mktemp -d)
 saved=$(mktemp -d)
 restore() {
-  if [ -e "$saved/psp-gateway" ]; then
-    cp -p "$saved/psp-gateway" "$binary"
-  else
-    rm -f "$binary"
-  fi
+  for file in psp-gateway psp-gateway.d; do
+    if [ -e "$saved/$file" ]; then
+      cp -p "$saved/$file" "$target/debug/$file"
+    else
+      rm -f "$target/debug/$file"
+    fi
+  done
   rm -rf "$work" "$saved"
 }
 trap restore EXIT
-if [ -e "$binary" ]; then cp -p "$binary" "$saved/psp-gateway"; fi
+for file in psp-gateway psp-gateway.d; do
+  if [ -e "$target/debug/$file" ]; then cp -p "$target/debug/$file" "$saved/$file"; fi
+done
 
 fail() { echo "contributor path: $*" >&2; exit 1; }
 
