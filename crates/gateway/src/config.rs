@@ -1187,6 +1187,18 @@ mod tests {
     }
 
     #[test]
+    fn a_file_enables_exactly_the_providers_it_has_tables_for() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(
+            b"[sandbox]\nenabled = true\n[server]\nlisten = \"127.0.0.1:9999\"\n[providers.mock]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(f.path())).unwrap();
+        assert_eq!(c.providers.keys().collect::<Vec<_>>(), vec!["mock"]);
+        assert_eq!(c.server.listen, "127.0.0.1:9999");
+    }
+
+    #[test]
     fn a_file_is_read_from_disk() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"[sandbox]\nenabled = true\n[server]\nlisten = \"127.0.0.1:9999\"\n")
