@@ -164,3 +164,52 @@ impl VoidScheduler for JobQueue {
         .map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use psp_core::ports::{JobResult, Jobs};
+    use testkit::mem::MemStore;
+
+    use super::*;
+    use crate::services::jobs::CompleteCause;
+
+    fn confirm() -> JobSpec {
+        JobSpec::Complete {
+            provider: "mock".into(),
+            psp_ref: Some("mpay_1".into()),
+            cart_id: None,
+            cause: CompleteCause::Confirm,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_confirm_series_has_one_pending_job_and_a_new_one_only_after_it_ended() {
+        let store = Arc::new(MemStore::new());
+        let queue = JobQueue::new(store.clone(), Arc::new(Metrics::new()), 5);
+        assert!(queue.add_unless_pending(confirm()).await.unwrap());
+        assert!(!queue.add_unless_pending(confirm()).await.unwrap());
+        assert_eq!(store.jobs_of_kind("complete").len(), 1);
+
+        // The pending job runs and ends; the next confirm during an outage adds the next
+        // job of the series, and only one.
+        let leased = store
+            .lease_jobs("w", Duration::from_secs(10), 10)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+        let first = leased[0].id;
+        store
+            .finish_job(first, "w", JobResult::Succeeded)
+            .await
+            .unwrap();
+        assert!(queue.add_unless_pending(confirm()).await.unwrap());
+        assert!(!queue.add_unless_pending(confirm()).await.unwrap());
+        let next = store
+            .job_by_key(&format!("confirm:mock:mpay_1:after:{first}"))
+            .await
+            .unwrap()
+            .expect("the series' next job");
+        assert_eq!(next.state, JobState::Pending);
+        assert_eq!(store.jobs_of_kind("complete").len(), 2);
+    }
+}
