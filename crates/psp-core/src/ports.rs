@@ -749,6 +749,18 @@ pub trait Sessions: Send + Sync + 'static {
         provider: &str,
     ) -> Result<Option<SessionSync>, StoreError>;
 
+    /// Records the amount the PSP session of `psp_ref` now holds, after a sync changed it,
+    /// so that what the session says it is for stays what the PSP holds. Answers `false`
+    /// (and changes nothing) when the session no longer holds that PSP payment: a newer
+    /// checkout replaced it meanwhile.
+    async fn set_session_amount(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        psp_ref: &str,
+        amount: Money,
+    ) -> Result<bool, StoreError>;
+
     /// Records that the PSP holds the payload with `hash` (after a sync, or at checkout).
     async fn mark_synced(
         &self,

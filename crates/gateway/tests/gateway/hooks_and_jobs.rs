@@ -710,6 +710,63 @@ async fn a_cart_mutation_with_non_uuid_line_ids_and_unknown_fields_is_synced() {
 }
 
 #[tokio::test]
+async fn a_cart_synced_before_it_was_paid_is_not_flagged_when_a_later_mutation_changes_nothing() {
+    let w = world("");
+    let cart_id = w.hantera.add_cart(sek(10_000));
+    open_session(&w, cart_id, 10_000).await;
+    w.hantera.set_cart_total(cart_id, sek(15_000));
+    post(
+        &w,
+        "/hantera/hooks/OnCartMutation",
+        Some(TOKEN),
+        &cart_hook(cart_id, "150.00"),
+    )
+    .await;
+    until("the new amount to reach the PSP", || {
+        (w.provider.syncs.lock().last()?.1 == 15_000).then_some(())
+    })
+    .await;
+    // The job records the synced hash after the amount, so once the hash is there the
+    // session holds the amount too.
+    until("the sync to be recorded", || {
+        let f = w.hantera.cart_fields(cart_id);
+        f.contains_key("field:scriptedSyncHash").then_some(())
+    })
+    .await;
+    let session = w.store.session(cart_id, "scripted").await.unwrap().unwrap();
+    assert_eq!(session.amount_minor, Some(15_000));
+    assert_eq!(session.currency.as_deref(), Some("SEK"));
+
+    // The customer pays the synced amount; the cart completes.
+    *w.provider.status.lock() = Some(PspStatus::Authorized {
+        amount: sek(15_000),
+    });
+    let outcome = w
+        .state
+        .services
+        .completer
+        .complete(w.provider.as_ref(), "pay_s")
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, psp_core::CompletionOutcome::Completed { .. }),
+        "{outcome:?}"
+    );
+
+    // A late mutation hook with the same cart (an e-mail address, say) is no change.
+    let (status, v) = post(
+        &w,
+        "/hantera/hooks/OnCartMutation",
+        Some(TOKEN),
+        &cart_hook(cart_id, "150.00"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["sessions"][0]["outcome"], "unchanged", "{v}");
+    assert!(w.store.flagged_sessions(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_mutation_that_changes_nothing_the_psp_needs_sends_nothing() {
     let w = world("");
     let cart_id = w.hantera.add_cart(sek(10_000));

@@ -139,6 +139,27 @@ impl<D: Dialect> Sessions for SqlStore<D> {
         Ok(())
     }
 
+    async fn set_session_amount(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        psp_ref: &str,
+        amount: Money,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .execute(
+                Self::query(sessions::SET_AMOUNT)
+                    .arg(cart_id.to_string())
+                    .arg(provider)
+                    .arg(psp_ref)
+                    .arg(amount.minor)
+                    .arg(amount.currency.code())
+                    .arg(now_ms()),
+            )
+            .await?;
+        Ok(updated > 0)
+    }
+
     async fn set_session_status(
         &self,
         provider: &str,

@@ -98,6 +98,12 @@ pub(crate) const SAVE: &str = "\
         updated_at = $7 \
     WHERE cart_id = $1 AND provider = $2";
 
+/// Records the amount a sync gave the session's PSP payment, only while the session still
+/// holds that payment.
+pub(crate) const SET_AMOUNT: &str = "\
+    UPDATE sessions SET amount_minor = $4, currency = $5, updated_at = $6 \
+    WHERE cart_id = $1 AND provider = $2 AND psp_ref = $3";
+
 /// Sets the status of the session holding a PSP payment, but only when its current status
 /// is one of those bound from `$5` on (the statuses it may move from).
 pub(crate) fn set_status(allowed_from: usize) -> String {

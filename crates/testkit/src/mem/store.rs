@@ -367,6 +367,29 @@ impl Sessions for MemStore {
         Ok(())
     }
 
+    async fn set_session_amount(
+        &self,
+        cart_id: Uuid,
+        provider: &str,
+        psp_ref: &str,
+        amount: Money,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state.lock();
+        s.check()?;
+        let now = s.now();
+        let Some(session) = s
+            .sessions
+            .get_mut(&(cart_id, provider.to_string()))
+            .filter(|session| session.psp_ref.as_deref() == Some(psp_ref))
+        else {
+            return Ok(false);
+        };
+        session.amount_minor = Some(amount.minor);
+        session.currency = Some(amount.currency.code().to_string());
+        session.updated_at_ms = now;
+        Ok(true)
+    }
+
     async fn set_session_status(
         &self,
         provider: &str,

@@ -179,6 +179,7 @@ macro_rules! store_suite {
             sessions {
                 reserving_twice_returns_the_first_reservation,
                 a_saved_session_is_open_and_holds_what_the_psp_answered,
+                a_synced_amount_is_recorded_only_while_the_session_holds_that_payment,
                 saving_a_session_that_was_never_reserved_is_not_found,
                 a_terminal_session_status_is_never_left,
                 a_session_status_moves_forward_but_not_back,

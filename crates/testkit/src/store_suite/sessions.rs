@@ -28,6 +28,41 @@ pub async fn reserving_twice_returns_the_first_reservation<B: Backend>() {
     assert_eq!(other_provider.idempotency_key, "key-3");
 }
 
+pub async fn a_synced_amount_is_recorded_only_while_the_session_holds_that_payment<B: Backend>() {
+    let (_db, store) = B::fresh().await;
+    store
+        .reserve_session(cart(1), "mock", "key-1")
+        .await
+        .unwrap();
+    store
+        .save_session(cart(1), "mock", "pay_1", sek(10_000), &json!({}))
+        .await
+        .unwrap();
+    assert!(store
+        .set_session_amount(cart(1), "mock", "pay_1", sek(15_000))
+        .await
+        .unwrap());
+    let session = store.session(cart(1), "mock").await.unwrap().unwrap();
+    assert_eq!(session.amount_minor, Some(15_000));
+    assert_eq!(session.currency.as_deref(), Some("SEK"));
+    assert_eq!(
+        session.status,
+        SessionStatus::Open,
+        "the status is left alone"
+    );
+
+    // A sync that finishes after a newer checkout replaced the PSP payment changes nothing.
+    assert!(!store
+        .set_session_amount(cart(1), "mock", "pay_0", sek(1))
+        .await
+        .unwrap());
+    let session = store.session(cart(1), "mock").await.unwrap().unwrap();
+    assert_eq!(
+        (session.psp_ref.as_deref(), session.amount_minor),
+        (Some("pay_1"), Some(15_000))
+    );
+}
+
 pub async fn a_saved_session_is_open_and_holds_what_the_psp_answered<B: Backend>() {
     let (_db, store) = B::fresh().await;
     store

@@ -326,6 +326,14 @@ pub(crate) async fn run(ctx: &JobCtx<'_>, mut p: SyncPayload) -> Attempt {
         }
         Err(e) => return Attempt::Fail(format!("the PSP refused the sync: {e}")),
     }
+    // The session is now for the amount the PSP holds; checkout's reuse and the check of a
+    // cart changed after authorization compare against it.
+    if let Err(e) = store
+        .set_session_amount(p.cart_id, provider.id(), &psp_ref, amount)
+        .await
+    {
+        return Attempt::Retry(e.to_string());
+    }
     if let Err(e) = store.mark_synced(p.cart_id, provider.id(), &hash).await {
         // The PSP holds the payload; a repeat sends it again under the same key.
         return Attempt::Retry(e.to_string());
